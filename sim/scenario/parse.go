@@ -1,0 +1,210 @@
+package scenario
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxErrors is how many problems a ValidationError lists in its message.
+const MaxErrors = 20
+
+// FieldError is one problem in a scenario file, located by line and by the
+// path of the field ("pods[3].devices[0].id").
+type FieldError struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// ValidationError collects every problem found in a scenario.
+type ValidationError struct {
+	Errs []*FieldError
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid scenario (%d problems):", len(e.Errs))
+	for i, fe := range e.Errs {
+		if i == MaxErrors {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Errs)-MaxErrors)
+			break
+		}
+		b.WriteString("\n  " + fe.Error())
+	}
+	return b.String()
+}
+
+// Load reads and validates a scenario file.
+func Load(path string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read scenario: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates a scenario; name is used in error messages.
+func Parse(name string, data []byte) (*Scenario, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &ValidationError{Errs: yamlErrors(name, err)}
+	}
+	if len(root.Content) == 0 {
+		return nil, &ValidationError{Errs: []*FieldError{{File: name, Msg: "empty scenario"}}}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var s Scenario
+	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &ValidationError{Errs: yamlErrors(name, err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &ValidationError{Errs: []*FieldError{{File: name, Line: extra.Line, Msg: "more than one YAML document"}}}
+	}
+	v := validator{file: name, root: &root}
+	v.scenario(&s)
+	if len(v.errs) > 0 {
+		return nil, &ValidationError{Errs: v.errs}
+	}
+	return &s, nil
+}
+
+// Write encodes a scenario as YAML.
+func Write(w io.Writer, s *Scenario) error {
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(s); err != nil {
+		return fmt.Errorf("encode scenario: %w", err)
+	}
+	return enc.Close()
+}
+
+// UnmarshalYAML parses a Prometheus-style duration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	md, err := model.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q: %v", n.Line, s, err)
+	}
+	*d = Duration(md)
+	return nil
+}
+
+var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func yamlErrors(file string, err error) []*FieldError {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	out := make([]*FieldError, 0, len(msgs))
+	for _, m := range msgs {
+		fe := &FieldError{File: file, Msg: strings.TrimPrefix(m, "yaml: ")}
+		if g := lineRE.FindStringSubmatch(strings.TrimSpace(m)); g != nil {
+			fe.Line, _ = strconv.Atoi(g[1])
+			fe.Msg = g[2]
+		}
+		out = append(out, fe)
+	}
+	return out
+}
+
+// lineOf finds the line of a field path such as "pods[3].devices[0].id" in
+// the YAML tree; it returns the deepest line it can reach.
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, part := range splitPath(path) {
+		switch {
+		case part.index >= 0:
+			if n.Kind != yaml.SequenceNode || part.index >= len(n.Content) {
+				return line
+			}
+			n = n.Content[part.index]
+		default:
+			if n.Kind != yaml.MappingNode {
+				return line
+			}
+			var next *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == part.key {
+					next = n.Content[i+1]
+					line = n.Content[i].Line
+					break
+				}
+			}
+			if next == nil {
+				return line
+			}
+			n = next
+			continue
+		}
+		line = n.Line
+	}
+	return line
+}
+
+type pathPart struct {
+	key   string
+	index int
+}
+
+func splitPath(path string) []pathPart {
+	var parts []pathPart
+	for _, seg := range strings.Split(path, ".") {
+		if seg == "" {
+			continue
+		}
+		key := seg
+		var idx []int
+		if i := strings.IndexByte(seg, '['); i >= 0 {
+			key = seg[:i]
+			for _, p := range strings.Split(seg[i:], "[")[1:] {
+				n, err := strconv.Atoi(strings.TrimSuffix(p, "]"))
+				if err == nil {
+					idx = append(idx, n)
+				}
+			}
+		}
+		if key != "" {
+			parts = append(parts, pathPart{key: key, index: -1})
+		}
+		for _, n := range idx {
+			parts = append(parts, pathPart{index: n})
+		}
+	}
+	return parts
+}
