@@ -1,0 +1,57 @@
+# gpuledger — build, test, benchmark and demo targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/gpuledger
+export CGO_CFLAGS ?= -Wno-deprecated-declarations
+
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+VPKG := github.com/prometheus/common/version
+LDFLAGS := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH)
+
+# Where the public traces are read in place (never copied into the repository).
+TRACE_DIR ?= $(abspath ../shared/data)
+export TRACE_DIR
+
+.PHONY: all build test unit lint bench demo generate check-generated clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gpuledger
+
+## test: lint, build and run every test (golden files, promtool checks and the
+## trace tests included; the trace tests skip with a message without TRACE_DIR).
+test: lint build unit
+
+unit:
+	$(GO) test -count=1 -p 2 -timeout 14m ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+## bench: the performance figures of docs/performance.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
+
+## demo: a simulated cluster (a window of the public trace when TRACE_DIR has
+## it, a generated one otherwise) served by simulated exporters, with its
+## ground truth. Ctrl-C stops it.
+demo: build
+	$(BIN) demo --out demo-out $(DEMO_FLAGS)
+
+## generate: rebuild every generated file (golden exposition files).
+generate:
+	$(GO) generate ./...
+	$(GO) test -count=1 ./cmd/gpuledger -run 'Golden' -update
+
+## check-generated: fail when generated files drift from the committed ones.
+check-generated: generate
+	@git diff --exit-code --stat || (echo "generated files drifted: run 'make generate' and commit"; exit 1)
+
+clean:
+	rm -rf bin demo-out
