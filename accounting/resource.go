@@ -27,7 +27,11 @@ func ResourceClass(resource string) (class Class, profile string, ok bool) {
 			return "", "", false
 		}
 		return ClassMIG, p, true
-	case strings.HasPrefix(resource, "amd.com/") || strings.HasPrefix(resource, "xilinx.com/"):
+	case resource == "amd.com/gpu":
+		// AMD GPUs (ROCm device plugin) are not FPGAs, and not accounted.
+		return "", "", false
+	case len(resource) > len("amd.com/") && strings.HasPrefix(resource, "amd.com/"),
+		len(resource) > len("xilinx.com/") && strings.HasPrefix(resource, "xilinx.com/"):
 		return ClassFPGA, "", true
 	}
 	return "", "", false

@@ -3,6 +3,7 @@ package accounting
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -57,20 +58,25 @@ var geometries = []Geometry{
 // Family maps a GPU model name, as NVML reports it ("NVIDIA A100-SXM4-80GB",
 // "NVIDIA A30", "NVIDIA H200") or in the short form used by scenarios
 // ("A100-80GB"), to its MIG family. It returns "" for models without MIG.
+// Names are matched word by word, so "NVIDIA RTX A1000" is not an A100 and
+// "NVIDIA RTX A3000" is not an A30.
 func Family(model string) string {
-	m := strings.ToUpper(model)
+	words := strings.FieldsFunc(strings.ToUpper(model), func(r rune) bool {
+		return (r < 'A' || r > 'Z') && (r < '0' || r > '9')
+	})
+	has := func(w string) bool { return slices.Contains(words, w) }
 	switch {
-	case strings.Contains(m, "GH200") || strings.Contains(m, "H200"):
+	case has("GH200") || has("H200"):
 		return "H200-141GB"
-	case strings.Contains(m, "H100") && (strings.Contains(m, "94GB") || strings.Contains(m, "NVL")):
+	case has("H100") && (has("94GB") || has("NVL")):
 		return "H100-94GB"
-	case strings.Contains(m, "H100"):
+	case has("H100"):
 		return "H100-80GB"
-	case strings.Contains(m, "A100") && strings.Contains(m, "80GB"):
+	case has("A100") && has("80GB"):
 		return "A100-80GB"
-	case strings.Contains(m, "A100"):
+	case has("A100"):
 		return "A100-40GB"
-	case strings.Contains(m, "A30"):
+	case has("A30"):
 		return "A30"
 	}
 	return ""
@@ -155,24 +161,36 @@ func MIGWeight(model, profile string) (int64, error) {
 		return 0, fmt.Errorf("%w: %s has %d GiB per memory slice, profile %q needs %d of %d slices",
 			ErrUnknownProfile, geo.Family, geo.MemorySliceGiB, profile, memSlices, geo.MemorySlices)
 	}
-	w := WeightFromSlices(p.ComputeSlices, geo.ComputeSlices, memSlices, geo.MemorySlices)
+	num, den := maxShare(p.ComputeSlices, geo.ComputeSlices, memSlices, geo.MemorySlices)
 	if p.ComputeInstance > 0 {
-		w = divRound(w*int64(p.ComputeInstance), int64(p.ComputeSlices))
+		// c/g of the GPU instance, rounded once from the exact fraction.
+		num *= int64(p.ComputeInstance)
+		den *= int64(p.ComputeSlices)
 	}
-	return w, nil
+	return divRound(num*MilliPerGPU, den), nil
 }
 
 // WeightFromSlices computes a MIG weight from the slice counts NVML reports
 // in a GPU instance profile (SliceCount, and the memory size turned into
 // memory slices) against the totals of the parent GPU.
+// Totals that are not positive give 0.
 func WeightFromSlices(compute, computeTotal, memory, memoryTotal int) int64 {
-	// max(compute/computeTotal, memory/memoryTotal) compared without floats.
+	if computeTotal <= 0 || memoryTotal <= 0 || compute < 0 || memory < 0 {
+		return 0
+	}
+	num, den := maxShare(compute, computeTotal, memory, memoryTotal)
+	return divRound(num*MilliPerGPU, den)
+}
+
+// maxShare returns max(compute/computeTotal, memory/memoryTotal) as a
+// fraction, compared without floats; totals are positive.
+func maxShare(compute, computeTotal, memory, memoryTotal int) (num, den int64) {
 	cn, cd := int64(compute), int64(computeTotal)
 	mn, md := int64(memory), int64(memoryTotal)
 	if mn*cd > cn*md {
-		cn, cd = mn, md
+		return mn, md
 	}
-	return divRound(cn*MilliPerGPU, cd)
+	return cn, cd
 }
 
 // FractionWeight returns the weight of a fractional share given in

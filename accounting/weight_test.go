@@ -19,6 +19,13 @@ func TestMIGWeight(t *testing.T) {
 		{"NVIDIA A100-SXM4-80GB", "4g.40gb", 571, false},
 		{"NVIDIA A100-SXM4-80GB", "7g.80gb", 1000, false},
 		{"A100-80GB", "1c.3g.40gb", 167, false},
+		// c/g of a GPU instance is rounded once: 3/4 × 4/7 = 3/7 = 428.57… → 429.
+		{"A100-80GB", "3c.4g.40gb", 429, false},
+		{"A100-80GB", "2c.4g.40gb", 286, false},
+		{"NVIDIA A30", "1c.2g.12gb", 250, false},
+		{"NVIDIA A100 80GB PCIe", "3g.40gb", 500, false},
+		{"NVIDIA H100 NVL", "3g.47gb", 500, false},
+		{"NVIDIA H100 NVL", "1g.12gb", 143, false},
 		{"NVIDIA A100-PCIE-40GB", "1g.5gb", 143, false},
 		{"NVIDIA A100-PCIE-40GB", "3g.20gb", 500, false},
 		{"NVIDIA A100-PCIE-40GB", "7g.40gb", 1000, false},
@@ -36,6 +43,10 @@ func TestMIGWeight(t *testing.T) {
 		{"NVIDIA A100-PCIE-40GB", "1g.10gb", 250, false},
 		{"NVIDIA A30", "7g.80gb", 0, true},
 		{"Tesla T4", "1g.10gb", 0, true},
+		// Workstation GPUs whose names contain a MIG model's name.
+		{"NVIDIA RTX A1000", "1g.5gb", 0, true},
+		{"NVIDIA RTX A3000 Laptop GPU", "1g.6gb", 0, true},
+		{"NVIDIA A10", "1g.6gb", 0, true},
 		{"NVIDIA A100-SXM4-80GB", "1g.100gb", 0, true},
 		{"NVIDIA A100-SXM4-80GB", "bogus", 0, true},
 		{"NVIDIA A100-SXM4-80GB", "4c.3g.40gb", 0, true},
@@ -91,6 +102,9 @@ func TestResourceClass(t *testing.T) {
 		{"amd.com/xilinx_u55c_gen3x16_xdma_base_3-0", ClassFPGA, "", true},
 		{"xilinx.com/fpga-xilinx_u55c_gen3x16_xdma_base_3-0", ClassFPGA, "", true},
 		{"cpu", "", "", false},
+		{"amd.com/gpu", "", "", false},
+		{"amd.com/", "", "", false},
+		{"xilinx.com/", "", "", false},
 	}
 	for _, c := range cases {
 		class, profile, ok := ResourceClass(c.res)
@@ -117,6 +131,49 @@ func TestDeviceIDForms(t *testing.T) {
 	for _, bad := range []string{"MIG-5c89852c", "MIG-GPU-x/1", "MIG-GPU-x/a/0", "MIG-GPU-/1/0"} {
 		if _, _, _, ok := ParseLegacyMIG(bad); ok {
 			t.Errorf("ParseLegacyMIG(%q) accepted", bad)
+		}
+	}
+}
+
+func TestWeightFromSlices(t *testing.T) {
+	cases := []struct {
+		c, ct, m, mt int
+		want         int64
+	}{
+		{1, 7, 1, 8, 143},
+		{3, 7, 4, 8, 500},
+		{2, 4, 2, 4, 500},
+		{7, 7, 8, 8, 1000},
+		{1, 0, 1, 8, 0}, // no geometry: no weight, no panic
+		{1, 7, 1, 0, 0},
+	}
+	for _, c := range cases {
+		if got := WeightFromSlices(c.c, c.ct, c.m, c.mt); got != c.want {
+			t.Errorf("WeightFromSlices(%d, %d, %d, %d) = %d, want %d", c.c, c.ct, c.m, c.mt, got, c.want)
+		}
+	}
+}
+
+func TestFamily(t *testing.T) {
+	cases := map[string]string{
+		"NVIDIA A100-SXM4-80GB": "A100-80GB",
+		"NVIDIA A100-PCIE-40GB": "A100-40GB",
+		"NVIDIA A100 80GB PCIe": "A100-80GB",
+		"A100-80GB":             "A100-80GB",
+		"NVIDIA A30":            "A30",
+		"NVIDIA H100 80GB HBM3": "H100-80GB",
+		"NVIDIA H100 NVL":       "H100-94GB",
+		"NVIDIA H200":           "H200-141GB",
+		"H200-141GB":            "H200-141GB",
+		"Tesla T4":              "",
+		"NVIDIA RTX A1000":      "",
+		"NVIDIA RTX A3000":      "",
+		"NVIDIA A10":            "",
+		"":                      "",
+	}
+	for model, want := range cases {
+		if got := Family(model); got != want {
+			t.Errorf("Family(%q) = %q, want %q", model, got, want)
 		}
 	}
 }

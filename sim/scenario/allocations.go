@@ -15,15 +15,15 @@ import (
 type Allocation struct {
 	Pod      *Pod
 	Node     string
-	Site     string // InterLink site of a virtual node, else ""
-	Resource string // extended-resource name
-	Class    accounting.Class
-	DeviceID string // the device ID as the kubelet reports it; "" for offload
-	GPUUUID  string // the physical GPU, for gpu, mig and shared
-	GPUIndex int    // index of the physical GPU, -1 when none
-	GI, CI   int    // MIG instance IDs, -1 when not MIG
-	Model    string // GPU or FPGA model
-	Profile  string // MIG profile
+	Site     string           // the node's site: the InterLink site of a virtual node, else usually ""
+	Resource string           // extended-resource name
+	Class    accounting.Class // mig also for a MIG device held as nvidia.com/gpu
+	DeviceID string           // the device ID as the kubelet reports it; "" for offload
+	GPUUUID  string           // the physical GPU, for gpu, mig and shared
+	GPUIndex int              // index of the physical GPU, -1 when none
+	GI, CI   int              // MIG instance IDs, -1 when not MIG
+	Model    string           // GPU or FPGA model
+	Profile  string           // MIG profile
 	// WeightMilli is the allocation's weight in milli-GPU: 1000 for a whole
 	// GPU or an FPGA card, the MIG or fraction weight, or the requested count
 	// × 1000 on a virtual node.

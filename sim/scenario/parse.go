@@ -70,7 +70,7 @@ func Load(path string) (*Scenario, error) {
 func Parse(name string, data []byte) (*Scenario, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &ValidationError{Errs: yamlErrors(name, err)}
+		return nil, &ValidationError{Errs: yamlErrors(name, nil, err)}
 	}
 	if len(root.Content) == 0 {
 		return nil, &ValidationError{Errs: []*FieldError{{File: name, Msg: "empty scenario"}}}
@@ -79,11 +79,18 @@ func Parse(name string, data []byte) (*Scenario, error) {
 	dec.KnownFields(true)
 	var s Scenario
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &ValidationError{Errs: yamlErrors(name, err)}
+		return nil, &ValidationError{Errs: yamlErrors(name, &root, err)}
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &ValidationError{Errs: []*FieldError{{File: name, Line: extra.Line, Msg: "more than one YAML document"}}}
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, &ValidationError{Errs: []*FieldError{{File: name, Line: extra.Line,
+			Msg: "more than one YAML document; a scenario is one document"}}}
+	case !errors.Is(err, io.EOF):
+		// A later document that does not even parse is still a second document.
+		fe := yamlErrors(name, nil, err)
+		fe[0].Msg = "more than one YAML document; a scenario is one document (and the next one is malformed: " + fe[0].Msg + ")"
+		return nil, &ValidationError{Errs: fe[:1]}
 	}
 	v := validator{file: name, root: &root}
 	v.scenario(&s)
@@ -103,23 +110,41 @@ func Write(w io.Writer, s *Scenario) error {
 	return enc.Close()
 }
 
-// UnmarshalYAML parses a Prometheus-style duration.
+// UnmarshalYAML parses a Prometheus-style duration. A bad duration is
+// reported as a type error so that decoding goes on and every problem of the
+// file is listed.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: bad duration: want a string such as \"15s\" or \"1h30m\", got a %s", n.Line, kindName(n.Kind))}}
 	}
-	md, err := model.ParseDuration(s)
+	md, err := model.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: bad duration %q: %v", n.Line, s, err)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: bad duration %q: %v", n.Line, n.Value, err)}}
 	}
 	*d = Duration(md)
 	return nil
 }
 
-var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "sequence"
+	case yaml.AliasNode:
+		return "alias"
+	case yaml.DocumentNode:
+		return "document"
+	}
+	return "scalar"
+}
 
-func yamlErrors(file string, err error) []*FieldError {
+var lineRE = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlErrors turns a decoding error into field errors. With the parsed tree,
+// each message is located on a field path (see locator); a syntax error has
+// only a line.
+func yamlErrors(file string, root *yaml.Node, err error) []*FieldError {
 	var msgs []string
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -127,12 +152,19 @@ func yamlErrors(file string, err error) []*FieldError {
 	} else {
 		msgs = []string{err.Error()}
 	}
+	loc := newLocator(root)
 	out := make([]*FieldError, 0, len(msgs))
 	for _, m := range msgs {
-		fe := &FieldError{File: file, Msg: strings.TrimPrefix(m, "yaml: ")}
+		fe := &FieldError{File: file, Msg: strings.TrimPrefix(strings.TrimSpace(m), "yaml: ")}
 		if g := lineRE.FindStringSubmatch(strings.TrimSpace(m)); g != nil {
 			fe.Line, _ = strconv.Atoi(g[1])
 			fe.Msg = g[2]
+			fe.Field, fe.Msg = loc.locate(fe.Line, fe.Msg)
+		} else if v, ok := badTime(fe.Msg); ok {
+			// Times are decoded by time.Time.UnmarshalText, whose errors
+			// carry the value but no line.
+			fe.Field, fe.Line = loc.byValueAnywhere(v)
+			fe.Msg = fmt.Sprintf("bad time %q: want RFC 3339 such as 2026-11-02T08:00:00Z", v)
 		}
 		out = append(out, fe)
 	}

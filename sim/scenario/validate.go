@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -14,6 +15,13 @@ import (
 // DefaultEndedRetention is how long exporters keep ended allocations when a
 // scenario does not say.
 const DefaultEndedRetention = time.Hour
+
+// MaxReplicas bounds the time-slicing replicas of a GPU, so that a replica
+// weighs at least one milli-GPU.
+const MaxReplicas = 1000
+
+// MaxRequest bounds the GPUs one pod may request on a virtual node.
+const MaxRequest = 100000
 
 type validator struct {
 	file string
@@ -53,6 +61,12 @@ func (v *validator) scenario(s *Scenario) {
 	if !s.Start.IsZero() && !s.End.IsZero() && !s.End.After(s.Start) {
 		v.errorf("end", "end %s is not after start %s", s.End.Format(time.RFC3339), s.Start.Format(time.RFC3339))
 	}
+	if !wholeSecond(s.Start) {
+		v.errorf("start", "start %s is not a whole second", s.Start.Format(time.RFC3339Nano))
+	}
+	if !wholeSecond(s.End) {
+		v.errorf("end", "end %s is not a whole second", s.End.Format(time.RFC3339Nano))
+	}
 	if s.ScrapeInterval <= 0 {
 		v.errorf("scrape_interval", "missing or non-positive scrape interval")
 	} else if s.ScrapeInterval.D()%time.Second != 0 {
@@ -81,8 +95,8 @@ func (v *validator) scenario(s *Scenario) {
 			v.errorf(f+".name", "duplicate cluster queue %q", cq.Name)
 		}
 		cqs[cq.Name] = true
-		for r, q := range cq.Quota {
-			if q < 0 {
+		for _, r := range sortedKeys(cq.Quota) {
+			if q := cq.Quota[r]; q < 0 {
 				v.errorf(f+".quota", "negative quota %d for %s", q, r)
 			}
 		}
@@ -90,8 +104,11 @@ func (v *validator) scenario(s *Scenario) {
 	queues := map[string]bool{}
 	for i, q := range s.Queues {
 		f := fmt.Sprintf("queues[%d]", i)
-		if q.Namespace == "" || q.Name == "" {
-			v.errorf(f, "a queue needs namespace and name")
+		if q.Namespace == "" {
+			v.errorf(f+".namespace", "missing queue namespace")
+		}
+		if q.Name == "" {
+			v.errorf(f+".name", "missing queue name")
 		}
 		key := q.Namespace + "/" + q.Name
 		if queues[key] {
@@ -123,14 +140,18 @@ func (v *validator) nodes(s *Scenario) *index {
 			v.errorf(f+".name", "missing node name")
 		} else if _, dup := idx.nodes[n.Name]; dup {
 			v.errorf(f+".name", "duplicate node %q", n.Name)
+		} else {
+			idx.nodes[n.Name] = n
 		}
-		idx.nodes[n.Name] = n
 		if n.Virtual {
 			if n.Site == "" {
 				v.errorf(f+".site", "virtual node %q needs a site", n.Name)
 			}
-			if len(n.GPUs) > 0 || len(n.FPGAs) > 0 {
-				v.errorf(f, "virtual node %q cannot have local devices; its pods use requests", n.Name)
+			if len(n.GPUs) > 0 {
+				v.errorf(f+".gpus", "virtual node %q cannot have local GPUs; its pods use requests", n.Name)
+			}
+			if len(n.FPGAs) > 0 {
+				v.errorf(f+".fpgas", "virtual node %q cannot have local FPGAs; its pods use requests", n.Name)
 			}
 			continue
 		}
@@ -138,7 +159,9 @@ func (v *validator) nodes(s *Scenario) *index {
 		for j := range n.GPUs {
 			g := &n.GPUs[j]
 			gf := fmt.Sprintf("%s.gpus[%d]", f, j)
-			if gpuIdx[g.Index] {
+			if g.Index < 0 {
+				v.errorf(gf+".index", "negative GPU index %d", g.Index)
+			} else if gpuIdx[g.Index] {
 				v.errorf(gf+".index", "duplicate GPU index %d", g.Index)
 			}
 			gpuIdx[g.Index] = true
@@ -146,15 +169,16 @@ func (v *validator) nodes(s *Scenario) *index {
 				v.errorf(gf+".uuid", "GPU UUID %q must start with GPU-", g.UUID)
 			} else if other, dup := uuids[g.UUID]; dup {
 				v.errorf(gf+".uuid", "UUID %q already used by %s", g.UUID, other)
+			} else {
+				uuids[g.UUID] = gf
+				idx.gpus[g.UUID] = gpuRef{node: n, gpu: g}
 			}
-			uuids[g.UUID] = gf
 			if g.Model == "" {
 				v.errorf(gf+".model", "missing GPU model")
 			}
-			if g.Replicas < 0 {
-				v.errorf(gf+".replicas", "negative replicas")
+			if g.Replicas < 0 || g.Replicas > MaxReplicas {
+				v.errorf(gf+".replicas", "replicas %d out of range (0..%d)", g.Replicas, MaxReplicas)
 			}
-			idx.gpus[g.UUID] = gpuRef{node: n, gpu: g}
 			if len(g.MIG) == 0 {
 				continue
 			}
@@ -166,35 +190,7 @@ func (v *validator) nodes(s *Scenario) *index {
 				v.errorf(gf+".mig", "model %q does not support MIG", g.Model)
 				continue
 			}
-			slices := 0
-			gis := map[int]bool{}
-			for k := range g.MIG {
-				m := &g.MIG[k]
-				mf := fmt.Sprintf("%s.mig[%d]", gf, k)
-				w, err := accounting.MIGWeight(g.Model, m.Profile)
-				if err != nil {
-					v.errorf(mf+".profile", "%v", err)
-				}
-				if p, err := accounting.ParseProfile(m.Profile); err == nil && p.ComputeInstance == 0 {
-					slices += p.ComputeSlices
-				}
-				_ = w
-				if gis[m.GI] {
-					v.errorf(mf+".gi", "duplicate GPU instance %d", m.GI)
-				}
-				gis[m.GI] = true
-				if !strings.HasPrefix(m.UUID, "MIG-") {
-					v.errorf(mf+".uuid", "MIG UUID %q must start with MIG-", m.UUID)
-				} else if other, dup := uuids[m.UUID]; dup {
-					v.errorf(mf+".uuid", "UUID %q already used by %s", m.UUID, other)
-				}
-				uuids[m.UUID] = mf
-				idx.migs[m.UUID] = migRef{node: n, gpu: g, mig: m}
-				idx.legacy[fmt.Sprintf("MIG-GPU-%s/%d/%d", strings.TrimPrefix(g.UUID, "GPU-"), m.GI, m.CI)] = m.UUID
-			}
-			if slices > geo.ComputeSlices {
-				v.errorf(gf+".mig", "MIG layout uses %d compute slices; %s has %d", slices, geo.Family, geo.ComputeSlices)
-			}
+			v.migLayout(gf, g, geo, uuids, idx, n)
 		}
 		for j := range n.FPGAs {
 			fp := &n.FPGAs[j]
@@ -213,6 +209,76 @@ func (v *validator) nodes(s *Scenario) *index {
 		}
 	}
 	return idx
+}
+
+// gpuInstance is what the MIG devices of one GPU instance use.
+type gpuInstance struct {
+	field          string // the first MIG device of the instance
+	slices, memory int    // compute and memory slices of the instance
+	used           int    // compute slices its compute instances hold
+}
+
+// migLayout checks the MIG devices of a GPU against the geometry of its
+// model: known profiles, unique instance IDs, and no more compute or memory
+// slices than the GPU has. Devices of one GPU instance ("1c.3g.40gb" and
+// "2c.3g.40gb" with the same gi) share its slices.
+func (v *validator) migLayout(gf string, g *GPU, geo accounting.Geometry, uuids map[string]string, idx *index, n *Node) {
+	instances := map[int]*gpuInstance{}
+	ids := map[[2]int]bool{}
+	for k := range g.MIG {
+		m := &g.MIG[k]
+		mf := fmt.Sprintf("%s.mig[%d]", gf, k)
+		if !strings.HasPrefix(m.UUID, "MIG-") {
+			v.errorf(mf+".uuid", "MIG UUID %q must start with MIG-", m.UUID)
+		} else if other, dup := uuids[m.UUID]; dup {
+			v.errorf(mf+".uuid", "UUID %q already used by %s", m.UUID, other)
+		} else {
+			uuids[m.UUID] = mf
+			idx.migs[m.UUID] = migRef{node: n, gpu: g, mig: m}
+		}
+		if m.GI < 0 || m.CI < 0 {
+			v.errorf(mf+".gi", "negative GPU or compute instance ID")
+		}
+		if ids[[2]int{m.GI, m.CI}] {
+			v.errorf(mf+".gi", "duplicate MIG device gi %d, ci %d", m.GI, m.CI)
+		}
+		ids[[2]int{m.GI, m.CI}] = true
+		idx.legacy[fmt.Sprintf("MIG-GPU-%s/%d/%d", strings.TrimPrefix(g.UUID, "GPU-"), m.GI, m.CI)] = m.UUID
+		if _, err := accounting.MIGWeight(g.Model, m.Profile); err != nil {
+			v.errorf(mf+".profile", "%v", err)
+			continue
+		}
+		p, _ := accounting.ParseProfile(m.Profile) // MIGWeight parsed it
+		mem := (p.MemoryGiB + geo.MemorySliceGiB - 1) / geo.MemorySliceGiB
+		ci := p.ComputeInstance
+		if ci == 0 {
+			ci = p.ComputeSlices
+		}
+		gi, seen := instances[m.GI]
+		if !seen {
+			instances[m.GI] = &gpuInstance{field: mf, slices: p.ComputeSlices, memory: mem, used: ci}
+			continue
+		}
+		if gi.slices != p.ComputeSlices || gi.memory != mem {
+			v.errorf(mf+".profile", "profile %s does not match GPU instance %d of %s", m.Profile, m.GI, gi.field)
+			continue
+		}
+		gi.used += ci
+		if gi.used > gi.slices {
+			v.errorf(mf+".profile", "GPU instance %d has %d compute slices; its compute instances use %d", m.GI, gi.slices, gi.used)
+		}
+	}
+	slices, memory := 0, 0
+	for _, gi := range instances {
+		slices += gi.slices
+		memory += gi.memory
+	}
+	if slices > geo.ComputeSlices {
+		v.errorf(gf+".mig", "MIG layout uses %d compute slices; %s has %d", slices, geo.Family, geo.ComputeSlices)
+	}
+	if memory > geo.MemorySlices {
+		v.errorf(gf+".mig", "MIG layout uses %d memory slices; %s has %d", memory, geo.Family, geo.MemorySlices)
+	}
 }
 
 // holding is one claim on a device's capacity, for the overlap check.
@@ -250,27 +316,32 @@ func (v *validator) pods(s *Scenario, idx *index) {
 		uids[p.UID] = f
 		if p.Start.IsZero() {
 			v.errorf(f+".start", "missing start time")
+		} else if !wholeSecond(p.Start) {
+			v.errorf(f+".start", "start %s is not a whole second, as Kubernetes reports pod times", p.Start.Format(time.RFC3339Nano))
 		}
 		end := far
 		if p.End != nil {
 			end = *p.End
 			if !p.End.After(p.Start) {
 				v.errorf(f+".end", "end %s is not after start %s", p.End.Format(time.RFC3339), p.Start.Format(time.RFC3339))
+			} else if !wholeSecond(*p.End) {
+				v.errorf(f+".end", "end %s is not a whole second, as Kubernetes reports pod times", p.End.Format(time.RFC3339Nano))
 			}
-		}
-		if p.Start.Truncate(time.Second) != p.Start || (p.End != nil && p.End.Truncate(time.Second) != *p.End) {
-			v.errorf(f+".start", "pod times must be whole seconds, as Kubernetes reports them")
 		}
 		switch p.Profile.Kind {
 		case "", ProfileConstant, ProfileBursty, ProfileIdle, ProfileDiurnal:
 		default:
 			v.errorf(f+".profile.kind", "unknown profile kind %q (constant, bursty, idle, diurnal)", p.Profile.Kind)
 		}
-		if p.Profile.Mean < 0 || p.Profile.Mean > 1 {
+		if !(p.Profile.Mean >= 0 && p.Profile.Mean <= 1) { // NaN too
 			v.errorf(f+".profile.mean", "mean activity %v outside [0, 1]", p.Profile.Mean)
 		}
 		node, ok := idx.nodes[p.Node]
-		if !ok {
+		switch {
+		case p.Node == "":
+			v.errorf(f+".node", "missing node")
+			continue
+		case !ok:
 			v.errorf(f+".node", "unknown node %q", p.Node)
 			continue
 		}
@@ -281,12 +352,14 @@ func (v *validator) pods(s *Scenario, idx *index) {
 			if len(p.Requests) == 0 {
 				v.errorf(f+".requests", "pod on virtual node %q requests nothing", node.Name)
 			}
-			for r, q := range p.Requests {
-				if c, _, ok := accounting.ResourceClass(r); !ok || c == accounting.ClassFPGA || c == accounting.ClassMIG {
-					v.errorf(f+".requests", "resource %q cannot be offloaded (use %s)", r, accounting.ResourceGPU)
+			for _, r := range sortedKeys(p.Requests) {
+				if r != accounting.ResourceGPU {
+					v.errorf(f+".requests", "resource %q cannot be offloaded: virtual nodes account whole GPUs (%s)", r, accounting.ResourceGPU)
 				}
-				if q <= 0 {
+				if q := p.Requests[r]; q <= 0 {
 					v.errorf(f+".requests", "request %d for %s is not positive", q, r)
+				} else if q > MaxRequest {
+					v.errorf(f+".requests", "request %d for %s is more than %d", q, r, MaxRequest)
 				}
 			}
 			continue
@@ -301,10 +374,21 @@ func (v *validator) pods(s *Scenario, idx *index) {
 			df := fmt.Sprintf("%s.devices[%d]", f, j)
 			r, err := idx.resolve(node, d)
 			if err != nil {
-				v.errorf(df, "%v", err)
+				var re *refError
+				if errors.As(err, &re) {
+					v.errorf(df+"."+re.field, "%v", err)
+				} else {
+					v.errorf(df, "%v", err)
+				}
 				continue
 			}
-			claims[r.key] = append(claims[r.key], holding{start: p.Start, end: end, milli: r.capacity, pod: p.Namespace + "/" + p.Name, field: df})
+			h := holding{start: p.Start, end: end, milli: r.capacity, pod: p.Namespace + "/" + p.Name, field: df}
+			claims[r.key] = append(claims[r.key], h)
+			if r.replica != "" {
+				// A time-slicing replica is handed to one container at a time.
+				h.milli = accounting.MilliPerGPU
+				claims[r.replica] = append(claims[r.replica], h)
+			}
 		}
 	}
 	keys := make([]string, 0, len(claims))
@@ -329,13 +413,16 @@ func (v *validator) overlaps(key string, hs []holding) {
 	}
 	evs := make([]ev, 0, 2*len(hs))
 	for i, h := range hs {
+		if !h.end.After(h.start) {
+			continue // reported on the pod's end
+		}
 		evs = append(evs, ev{h.start, h.milli, i}, ev{h.end, -h.milli, i})
 	}
-	sort.Slice(evs, func(a, b int) bool {
+	sort.SliceStable(evs, func(a, b int) bool {
 		if !evs[a].t.Equal(evs[b].t) {
 			return evs[a].t.Before(evs[b].t)
 		}
-		return evs[a].delta < evs[b].delta // ends before starts
+		return (evs[a].delta < 0) && (evs[b].delta > 0) // ends before starts
 	})
 	var used int64
 	active := map[int]bool{}
@@ -367,8 +454,10 @@ func (v *validator) faults(s *Scenario, idx *index) {
 		switch fl.Kind {
 		case FaultExporterRestart, FaultScrapeGap:
 			if fl.Node != "" {
-				if _, ok := idx.nodes[fl.Node]; !ok {
+				if n, ok := idx.nodes[fl.Node]; !ok {
 					v.errorf(f+".node", "unknown node %q", fl.Node)
+				} else if n.Virtual {
+					v.errorf(f+".node", "virtual node %q runs no node exporter; its pods are seen by the cluster exporter", fl.Node)
 				}
 			}
 		case FaultAggregatorCrash, FaultDatabaseOutage:
@@ -381,7 +470,8 @@ func (v *validator) faults(s *Scenario, idx *index) {
 		if fl.At.IsZero() {
 			v.errorf(f+".at", "missing fault time")
 		} else if fl.At.Before(s.Start) || !fl.At.Before(s.End) {
-			v.errorf(f+".at", "fault time %s is outside the scenario", fl.At.Format(time.RFC3339))
+			v.errorf(f+".at", "fault time %s is outside the scenario [%s, %s)", fl.At.Format(time.RFC3339),
+				s.Start.Format(time.RFC3339), s.End.Format(time.RFC3339))
 		}
 		if fl.Duration < 0 {
 			v.errorf(f+".duration", "negative duration")
@@ -390,4 +480,15 @@ func (v *validator) faults(s *Scenario, idx *index) {
 			v.errorf(f+".duration", "a %s fault needs a duration", fl.Kind)
 		}
 	}
+}
+
+func wholeSecond(t time.Time) bool { return t.Truncate(time.Second).Equal(t) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
