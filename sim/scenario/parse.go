@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -68,18 +69,26 @@ func Load(path string) (*Scenario, error) {
 
 // Parse decodes and validates a scenario; name is used in error messages.
 func Parse(name string, data []byte) (*Scenario, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &ValidationError{Errs: yamlErrors(name, nil, err)}
-	}
-	if len(root.Content) == 0 {
-		return nil, &ValidationError{Errs: []*FieldError{{File: name, Msg: "empty scenario"}}}
+	// The node tree only serves to locate errors, so it is built on the
+	// first one: a valid month-long scenario is decoded once.
+	var root *yaml.Node
+	tree := func() *yaml.Node {
+		if root == nil {
+			root = &yaml.Node{}
+			if err := yaml.Unmarshal(data, root); err != nil {
+				root = &yaml.Node{}
+			}
+		}
+		return root
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var s Scenario
-	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &ValidationError{Errs: yamlErrors(name, &root, err)}
+	switch err := dec.Decode(&s); {
+	case errors.Is(err, io.EOF):
+		return nil, &ValidationError{Errs: []*FieldError{{File: name, Msg: "empty scenario"}}}
+	case err != nil:
+		return nil, &ValidationError{Errs: yamlErrors(name, tree(), err)}
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
@@ -92,7 +101,7 @@ func Parse(name string, data []byte) (*Scenario, error) {
 		fe[0].Msg = "more than one YAML document; a scenario is one document (and the next one is malformed: " + fe[0].Msg + ")"
 		return nil, &ValidationError{Errs: fe[:1]}
 	}
-	v := validator{file: name, root: &root}
+	v := validator{file: name, root: tree}
 	v.scenario(&s)
 	if len(v.errs) > 0 {
 		return nil, &ValidationError{Errs: v.errs}
@@ -102,12 +111,67 @@ func Parse(name string, data []byte) (*Scenario, error) {
 
 // Write encodes a scenario as YAML.
 func Write(w io.Writer, s *Scenario) error {
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(s); err != nil {
+	// The YAML encoder holds a whole document in memory until it ends, so
+	// the pods — nearly all of a month-long scenario — are encoded one at a
+	// time and streamed after the rest.
+	head := *s
+	head.Pods, head.Faults = nil, nil
+	var root yaml.Node
+	if err := root.Encode(&head); err != nil {
 		return fmt.Errorf("encode scenario: %w", err)
 	}
-	return enc.Close()
+	// Drop the empty pods list; pods (and faults) follow.
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "pods" {
+			root.Content = append(root.Content[:i], root.Content[i+2:]...)
+			break
+		}
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := encodeYAML(bw, &root, ""); err != nil {
+		return err
+	}
+	if _, err := bw.WriteString("pods:\n"); err != nil {
+		return fmt.Errorf("encode scenario: %w", err)
+	}
+	for i := range s.Pods {
+		if err := encodeYAML(bw, []Pod{s.Pods[i]}, "  "); err != nil {
+			return err
+		}
+	}
+	if len(s.Faults) > 0 {
+		if err := encodeYAML(bw, struct {
+			Faults []Fault `yaml:"faults"`
+		}{s.Faults}, ""); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("encode scenario: %w", err)
+	}
+	return nil
+}
+
+// encodeYAML writes v as a YAML fragment, each line prefixed by indent.
+func encodeYAML(w *bufio.Writer, v any, indent string) error {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("encode scenario: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("encode scenario: %w", err)
+	}
+	for line := range bytes.Lines(buf.Bytes()) {
+		if indent != "" && len(line) > 1 {
+			w.WriteString(indent)
+		}
+		if _, err := w.Write(line); err != nil {
+			return fmt.Errorf("encode scenario: %w", err)
+		}
+	}
+	return nil
 }
 
 // UnmarshalYAML parses a Prometheus-style duration. A bad duration is

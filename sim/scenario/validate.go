@@ -25,14 +25,16 @@ const MaxRequest = 100000
 
 type validator struct {
 	file string
-	root *yaml.Node
+	root func() *yaml.Node // the parsed tree, built on the first error; nil when there is no file
 	errs []*FieldError
 }
 
 func (v *validator) errorf(field, format string, args ...any) {
 	line := 0
 	if v.root != nil {
-		line = lineOf(v.root, field)
+		if root := v.root(); root != nil {
+			line = lineOf(root, field)
+		}
 	}
 	v.errs = append(v.errs, &FieldError{File: v.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
