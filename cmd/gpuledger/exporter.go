@@ -3,9 +3,134 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/version"
+
+	"github.com/gpuledger/gpuledger/attribution"
+	"github.com/gpuledger/gpuledger/exporters"
+	"github.com/gpuledger/gpuledger/exporters/server"
+	"github.com/gpuledger/gpuledger/exporters/sim"
+	"github.com/gpuledger/gpuledger/sim/clock"
+	"github.com/gpuledger/gpuledger/sim/scenario"
 )
 
-func cmdExporter(_ context.Context, _ []string, _, _ io.Writer) error {
-	return errors.New("not implemented yet")
+// sources the exporter knows; only the simulator exists today.
+var exporterSources = []string{"sim"}
+
+func cmdExporter(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlags("exporter", stderr)
+	source := fs.String("source", "", "where device and pod data come from: "+strings.Join(exporterSources, ", "))
+	scenarioFile := fs.String("scenario", "", "scenario file to simulate (--source sim)")
+	nodeName := fs.String("node-name", os.Getenv("NODE_NAME"), "node whose devices and pods to serve (default $NODE_NAME)")
+	listen := fs.String("listen-address", ":9835", "address to serve /metrics, /healthz and /readyz on")
+	collectorsFlag := fs.String("collectors", "", "comma-separated collectors to run (default: all that apply)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	simStart := fs.String("sim-start", "", "simulated time at start, RFC 3339 or Unix seconds (default: the scenario's start)")
+	simSpeed := fs.Float64("sim-speed", 1, "simulated seconds per wall-clock second (3600: an hour per second)")
+	retention := fs.Duration("ended-retention", 0, "how long ended allocations stay exported (default: the scenario's, 1h if it says nothing)")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web configuration file enabling TLS or basic authentication")
+	maxRequests := fs.Int("web.max-requests", 40, "maximum concurrent /metrics requests (0: no limit)")
+	collectorTimeout := fs.Duration("collector-timeout", 0, "time limit of each collector in a scrape (0: none; the simulated source only reads memory)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	switch *source {
+	case "sim":
+	case "":
+		return usagef("--source is required (%s)", strings.Join(exporterSources, ", "))
+	default:
+		return usagef("unknown --source %q (%s)", *source, strings.Join(exporterSources, ", "))
+	}
+	if *scenarioFile == "" {
+		return usagef("--source sim needs --scenario FILE")
+	}
+	if *nodeName == "" {
+		return usagef("--node-name is required (or set $NODE_NAME)")
+	}
+	if *simSpeed <= 0 {
+		return usagef("--sim-speed %v: must be positive", *simSpeed)
+	}
+	if *retention < 0 {
+		return usagef("--ended-retention %s: must not be negative", *retention)
+	}
+	if *maxRequests < 0 {
+		return usagef("--web.max-requests %d: must not be negative", *maxRequests)
+	}
+	var names []string
+	for n := range strings.SplitSeq(*collectorsFlag, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+
+	s, err := scenario.Load(*scenarioFile)
+	if err != nil {
+		return err
+	}
+	start := s.Start
+	if *simStart != "" {
+		if start, err = server.ParseInstant(*simStart); err != nil {
+			return usagef("--sim-start: %v", err)
+		}
+		if start.Before(s.Start) || start.After(s.End) {
+			return usagef("--sim-start %s is outside the scenario [%s, %s]", start.Format(time.RFC3339),
+				s.Start.Format(time.RFC3339), s.End.Format(time.RFC3339))
+		}
+	}
+	allocs, err := s.Allocations(attribution.Default())
+	if err != nil {
+		return fmt.Errorf("scenario %s: %w", *scenarioFile, err)
+	}
+	clk := clock.NewVirtual(start, *simSpeed)
+	src, err := sim.New(s, allocs, *nodeName, clk, sim.Options{Retention: *retention, Logger: logger})
+	if err != nil {
+		if errors.Is(err, sim.ErrUnknownNode) {
+			return usagef("--node-name: %v", err)
+		}
+		return err
+	}
+	inFlight := *maxRequests
+	if inFlight == 0 {
+		inFlight = -1
+	}
+	srv, err := exporters.NewSimNode(src, exporters.Options{
+		Collectors:       names,
+		CollectorTimeout: *collectorTimeout,
+		ProcessMetrics:   true,
+		Logger:           logger,
+		Server: server.Options{
+			MaxRequestsInFlight: inFlight,
+			WebConfigFile:       *webConfig,
+			Name:                "gpuledger exporter",
+			Version:             version.Info(),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	l, err := server.Listen(*listen)
+	if err != nil {
+		return err
+	}
+	logger.Info("listening", "address", l.Addr().String(), "source", *source, "node", *nodeName,
+		"scenario", *scenarioFile, "sim_start", start.Format(time.RFC3339), "sim_speed", *simSpeed,
+		"ended_retention", src.Retention())
+	if err := srv.Serve(ctx, l); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
 }

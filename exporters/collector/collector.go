@@ -32,6 +32,17 @@ type Collector interface {
 	Update(ch chan<- prometheus.Metric) error
 }
 
+// Pinnable is implemented by collectors that can report an instant other
+// than now: the simulator's, whose clock is virtual. At returns a collector
+// that reports t, for one scrape.
+type Pinnable interface {
+	At(t time.Time) (Collector, error)
+}
+
+// ErrNotPinnable is returned by Exporter.At when a collector reads real
+// devices and cannot report another instant.
+var ErrNotPinnable = errors.New("collector cannot report another instant")
+
 // Factory builds a collector.
 type Factory func(logger *slog.Logger) (Collector, error)
 
@@ -115,15 +126,43 @@ type Exporter struct {
 	collectors map[string]Collector
 	logger     *slog.Logger
 	timeout    time.Duration
-
-	mu     sync.Mutex
-	failed map[string]string // last error per collector, logged once per change
+	log        *failureLog // shared with the exporters At derives
 }
 
-// NewExporter wraps collectors. timeout bounds each collector's Update; a
-// collector that overruns is reported as failed for this scrape.
+// failureLog remembers the last error per collector, so that each is logged
+// once per change.
+type failureLog struct {
+	mu     sync.Mutex
+	failed map[string]string
+}
+
+// NewExporter wraps collectors. timeout, when positive, bounds each
+// collector's Update; a collector that overruns is reported as failed for
+// this scrape. A nil logger discards.
 func NewExporter(cs map[string]Collector, timeout time.Duration, logger *slog.Logger) *Exporter {
-	return &Exporter{collectors: cs, logger: logger, timeout: timeout, failed: map[string]string{}}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Exporter{collectors: cs, logger: logger, timeout: timeout, log: &failureLog{failed: map[string]string{}}}
+}
+
+// At returns an exporter whose collectors report instant t, for one scrape.
+// Every collector must be Pinnable; otherwise the error wraps
+// ErrNotPinnable. Errors of a collector's At are returned as they are.
+func (e *Exporter) At(t time.Time) (*Exporter, error) {
+	cs := make(map[string]Collector, len(e.collectors))
+	for name, c := range e.collectors {
+		p, ok := c.(Pinnable)
+		if !ok {
+			return nil, fmt.Errorf("collector %s: %w", name, ErrNotPinnable)
+		}
+		pc, err := p.At(t)
+		if err != nil {
+			return nil, fmt.Errorf("collector %s: %w", name, err)
+		}
+		cs[name] = pc
+	}
+	return &Exporter{collectors: cs, logger: e.logger, timeout: e.timeout, log: e.log}, nil
 }
 
 // Describe is empty: the exporter is unchecked, as its series depend on
@@ -196,20 +235,20 @@ func (e *Exporter) update(c Collector, ch chan<- prometheus.Metric) error {
 // noteFailure logs a collector's error once, until it changes or recovers.
 func (e *Exporter) noteFailure(name string, err error) {
 	msg := err.Error()
-	e.mu.Lock()
-	prev, seen := e.failed[name]
-	e.failed[name] = msg
-	e.mu.Unlock()
+	e.log.mu.Lock()
+	prev, seen := e.log.failed[name]
+	e.log.failed[name] = msg
+	e.log.mu.Unlock()
 	if !seen || prev != msg {
 		e.logger.Error("collector failed", "collector", name, "err", err)
 	}
 }
 
 func (e *Exporter) recovered(name string) {
-	e.mu.Lock()
-	_, was := e.failed[name]
-	delete(e.failed, name)
-	e.mu.Unlock()
+	e.log.mu.Lock()
+	_, was := e.log.failed[name]
+	delete(e.log.failed, name)
+	e.log.mu.Unlock()
 	if was {
 		e.logger.Info("collector recovered", "collector", name)
 	}

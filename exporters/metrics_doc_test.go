@@ -1,0 +1,288 @@
+package exporters
+
+import (
+	"bufio"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/gpuledger/gpuledger/attribution"
+	"github.com/gpuledger/gpuledger/exporters/collector"
+	"github.com/gpuledger/gpuledger/exporters/sim"
+	"github.com/gpuledger/gpuledger/sim/clock"
+	"github.com/gpuledger/gpuledger/sim/scenario"
+)
+
+const metricsDoc = "../docs/metrics.md"
+
+// libraryMetrics are served through library collectors whose names the
+// code does not spell out (checked by gathering StaticRegistry).
+var libraryMetrics = []string{"gpuledger_build_info"}
+
+type docRow struct {
+	name, typ string
+	labels    []string
+	line      int
+}
+
+// readDoc parses the tables of docs/metrics.md: rows whose first cell is a
+// backquoted gpuledger_ name. "same as above" repeats the previous labels.
+func readDoc(t *testing.T) map[string]docRow {
+	t.Helper()
+	f, err := os.Open(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows := map[string]docRow{}
+	var prev []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "| `gpuledger_") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		if len(cells) < 4 {
+			t.Fatalf("%s:%d: want | name | type | labels | meaning |", metricsDoc, n)
+		}
+		name := strings.Trim(strings.TrimSpace(cells[0]), "`")
+		labelCell := strings.TrimSpace(cells[2])
+		var labels []string
+		if labelCell == "same as above" {
+			labels = prev
+		} else {
+			for l := range strings.SplitSeq(labelCell, ",") {
+				if l = strings.Trim(strings.TrimSpace(l), "`"); l != "" {
+					labels = append(labels, l)
+				}
+			}
+		}
+		prev = labels
+		if _, dup := rows[name]; dup {
+			t.Errorf("%s:%d: %s listed twice", metricsDoc, n, name)
+		}
+		rows[name] = docRow{name: name, typ: strings.TrimSpace(cells[1]), labels: slices.Sorted(slices.Values(labels)), line: n}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) == 0 {
+		t.Fatalf("%s has no metric table", metricsDoc)
+	}
+	return rows
+}
+
+// codeMetrics returns the first argument of every prometheus.NewDesc in the
+// non-test Go files under exporters/, by name, with its position.
+func codeMetrics(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || sel.Sel.Name != "NewDesc" {
+				return true
+			}
+			if pkg, ok := sel.X.(*ast.Ident); !ok || pkg.Name != "prometheus" {
+				return true
+			}
+			pos := fset.Position(call.Pos()).String()
+			name, ok := literalName(call.Args[0])
+			if !ok {
+				t.Errorf("%s: prometheus.NewDesc name is neither a literal nor Namespace+literal", pos)
+				return true
+			}
+			if other, dup := out[name]; dup {
+				t.Errorf("%s: %s already described at %s", pos, name, other)
+			}
+			out[name] = pos
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// literalName evaluates "lit", Namespace+"lit" or collector.Namespace+"lit".
+func literalName(e ast.Expr) (string, bool) {
+	switch e := e.(type) {
+	case *ast.BasicLit:
+		if e.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(e.Value)
+		return s, err == nil
+	case *ast.BinaryExpr:
+		if e.Op != token.ADD {
+			return "", false
+		}
+		var prefix bool
+		switch x := e.X.(type) {
+		case *ast.Ident:
+			prefix = x.Name == "Namespace"
+		case *ast.SelectorExpr:
+			pkg, ok := x.X.(*ast.Ident)
+			prefix = ok && pkg.Name == "collector" && x.Sel.Name == "Namespace"
+		}
+		if !prefix {
+			return "", false
+		}
+		rest, ok := literalName(e.Y)
+		return collector.Namespace + rest, ok
+	}
+	return "", false
+}
+
+func TestMetricsDocMatchesCode(t *testing.T) {
+	doc := readDoc(t)
+	code := codeMetrics(t)
+	for _, n := range libraryMetrics {
+		code[n] = "library collector"
+	}
+	for name, pos := range code {
+		if _, ok := doc[name]; !ok {
+			t.Errorf("%s (%s) is missing from %s", name, pos, metricsDoc)
+		}
+	}
+	for name, row := range doc {
+		if _, ok := code[name]; !ok {
+			t.Errorf("%s:%d: %s is documented but no code describes it", metricsDoc, row.line, name)
+		}
+	}
+
+	// Types and labels, from a gather of every node of small.yaml at
+	// instants that show every family.
+	s, err := scenario.Load("../testdata/scenarios/small.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs, err := s.Allocations(attribution.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, n := range s.Nodes {
+		src, err := sim.New(s, allocs, n.Name, clock.Fixed(s.Start), sim.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, when := range []string{"2026-11-02T09:00:00Z", "2026-11-02T11:07:00Z"} {
+			at, _ := time.Parse(time.RFC3339, when)
+			c, err := src.At(at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg := StaticRegistry(false)
+			reg.MustRegister(collector.NewExporter(map[string]collector.Collector{"sim": c}, 0, nil))
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if !seen[mf.GetName()] { // report each family once
+					checkFamily(t, doc, mf)
+				}
+				seen[mf.GetName()] = true
+			}
+		}
+	}
+	for name := range doc {
+		if !seen[name] {
+			t.Errorf("%s is documented but the simulated cluster never served it", name)
+		}
+	}
+}
+
+func checkFamily(t *testing.T, doc map[string]docRow, mf *dto.MetricFamily) {
+	t.Helper()
+	row, ok := doc[mf.GetName()]
+	if !ok {
+		t.Errorf("served family %s is not in %s", mf.GetName(), metricsDoc)
+		return
+	}
+	if typ := strings.ToLower(mf.GetType().String()); typ != row.typ {
+		t.Errorf("%s:%d: %s has type %s in the doc, %s when served", metricsDoc, row.line, row.name, row.typ, typ)
+	}
+	for _, m := range mf.Metric {
+		var labels []string
+		for _, lp := range m.Label {
+			labels = append(labels, lp.GetName())
+		}
+		sort.Strings(labels)
+		if !slices.Equal(labels, row.labels) {
+			t.Errorf("%s:%d: %s has labels %v in the doc, %v when served", metricsDoc, row.line, row.name, row.labels, labels)
+			return
+		}
+	}
+}
+
+// TestLiteralName pins what the doc check can read.
+func TestLiteralName(t *testing.T) {
+	cases := []struct {
+		src  string
+		want string
+		ok   bool
+	}{
+		{`"gpuledger_x_total"`, "gpuledger_x_total", true},
+		{`Namespace + "_y_bytes"`, "gpuledger_y_bytes", true},
+		{`collector.Namespace + "_z"`, "gpuledger_z", true},
+		{`other.Namespace + "_z"`, "", false},
+		{`name`, "", false},
+		{`prometheus.BuildFQName("a", "b", "c")`, "", false},
+		{`42`, "", false},
+	}
+	for _, c := range cases {
+		e, err := parser.ParseExpr(c.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := literalName(e)
+		if got != c.want || ok != c.ok {
+			t.Errorf("literalName(%s) = %q, %v; want %q, %v", c.src, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// The library metrics really are what StaticRegistry serves.
+func TestLibraryMetrics(t *testing.T) {
+	mfs, err := StaticRegistry(false).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, mf := range mfs {
+		got = append(got, mf.GetName())
+	}
+	if !slices.Equal(got, libraryMetrics) {
+		t.Errorf("StaticRegistry serves %v, the doc check expects %v", got, libraryMetrics)
+	}
+	var _ prometheus.Gatherer = StaticRegistry(true)
+}
