@@ -306,7 +306,12 @@ func (r *Reconstructor) Close(upTo int64) []observe.Window {
 		to := from + r.cfg.win
 		for _, name := range r.names {
 			t := r.targets[name]
-			for t.head < len(t.pending) && t.pending[t.head].Time < to*1000 {
+			// A scrape taken exactly at the window's end still belongs
+			// to it: what it shows (a start or an end inside the window)
+			// happened in the window, and its samples cover only later
+			// time. Without it the last window of a range (a backfill, a
+			// replay's --until) would miss what its last scrape saw.
+			for t.head < len(t.pending) && t.pending[t.head].Time <= to*1000 {
 				r.apply(t, &t.pending[t.head], from)
 				t.pending[t.head] = observe.Scrape{}
 				t.head++

@@ -24,12 +24,17 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"exporter":       {"serve device, MIG, FPGA and allocation metrics of a node", cmdExporter},
-		"sim generate":   {"generate an AI_INFN-like cluster scenario", cmdSimGenerate},
-		"sim from-trace": {"turn a window of a public GPU trace into a scenario", cmdSimFromTrace},
-		"sim truth":      {"report a scenario's exact allocated GPU-hours", cmdSimTruth},
-		"demo":           {"run a simulated cluster and show where to look", cmdDemo},
-		"version":        {"print the version", cmdVersion},
+		"exporter":        {"serve device, MIG, FPGA and allocation metrics of a node", cmdExporter},
+		"sim generate":    {"generate an AI_INFN-like cluster scenario", cmdSimGenerate},
+		"sim from-trace":  {"turn a window of a public GPU trace into a scenario", cmdSimFromTrace},
+		"sim truth":       {"report a scenario's exact allocated GPU-hours", cmdSimTruth},
+		"sim openmetrics": {"write a scenario's exporter history as OpenMetrics, for promtool backfill", cmdSimOpenMetrics},
+		"aggregator":      {"turn exporter samples into the hourly PostgreSQL ledger", cmdAggregator},
+		"replay":          {"run the real pipeline on a scenario on virtual time, faults included", cmdReplay},
+		"report":          {"write the ledger's GPU-hours over a range, grouped, as CSV or JSON", cmdReport},
+		"ledger close":    {"make a month of the ledger immutable (later corrections become adjustments)", cmdLedgerClose},
+		"demo":            {"run a simulated cluster and show where to look", cmdDemo},
+		"version":         {"print the version", cmdVersion},
 	}
 }
 

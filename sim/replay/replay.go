@@ -55,6 +55,10 @@ type Options struct {
 	StepTimeout time.Duration
 	// AggregatorArgs are added to the aggregator's command line.
 	AggregatorArgs []string
+	// Standby starts a second aggregator at once beside the first: it must
+	// wait on the writer lock and take over when the first is killed,
+	// without counting anything twice.
+	Standby bool
 	// Logger receives the exporters' errors; nil discards them.
 	Logger *slog.Logger
 }
@@ -139,6 +143,22 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, err
 	}
 	defer agg.kill()
+	var standby *aggregatorProc
+	if opts.Standby {
+		standby = &aggregatorProc{binary: opts.Binary, log: filepath.Join(opts.WorkDir, "aggregator-standby.log"), args: agg.args}
+		if err := standby.start(); err != nil {
+			return nil, err
+		}
+		defer standby.kill()
+	}
+	// up is the aggregator doing the work now: with a standby, whichever
+	// holds the lock; the replay only needs one of them scraping.
+	up := func() *aggregatorProc {
+		if standby != nil && (standby.holdsLock() || !agg.running()) {
+			return standby
+		}
+		return agg
+	}
 
 	faults := append([]scenario.Fault(nil), s.Faults...)
 	sort.SliceStable(faults, func(i, j int) bool { return faults[i].At.Before(faults[j].At) })
@@ -155,7 +175,12 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 			switch f.Kind {
 			case scenario.FaultAggregatorCrash:
 				sum.Crashes++
-				agg.kill()
+				// Kill the one doing the work; a standby takes over.
+				victim := agg
+				if standby != nil && standby.holdsLock() {
+					victim = standby
+				}
+				victim.kill()
 				aggDownUntil = f.At.Add(f.Duration.D())
 			case scenario.FaultDatabaseOutage:
 				sum.Outages++
@@ -171,14 +196,18 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 			proxy.Up()
 			dbDown = false
 		}
-		if !agg.running() && !t.Before(aggDownUntil) {
-			if err := agg.start(); err != nil {
-				return nil, err
+		if !t.Before(aggDownUntil) {
+			for _, a := range []*aggregatorProc{agg, standby} {
+				if a != nil && !a.running() {
+					if err := a.start(); err != nil {
+						return nil, err
+					}
+				}
 			}
 		}
 		clk.Set(t)
-		if agg.running() {
-			if err := waitScraped(ctx, nodes, t, agg, opts.StepTimeout); err != nil {
+		if a := up(); a.running() {
+			if err := waitScraped(ctx, nodes, t, a, opts.StepTimeout); err != nil {
 				return nil, err
 			}
 		}
@@ -188,13 +217,18 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if dbDown {
 		proxy.Up()
 	}
-	if !agg.running() {
-		if err := agg.start(); err != nil {
+	for _, a := range []*aggregatorProc{agg, standby} {
+		if a == nil {
+			continue
+		}
+		if !a.running() {
+			if err := a.start(); err != nil {
+				return nil, err
+			}
+		}
+		if err := a.wait(ctx, opts.StepTimeout+time.Minute); err != nil {
 			return nil, err
 		}
-	}
-	if err := agg.wait(ctx, opts.StepTimeout+time.Minute); err != nil {
-		return nil, err
 	}
 	for _, n := range nodes {
 		sum.Scrapes += n.tracker.count()
@@ -364,16 +398,21 @@ type aggregatorProc struct {
 	args   []string
 	log    string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	err    error
+	offset int64 // size of the log when the process last started
 }
 
 func (a *aggregatorProc) start() error {
 	f, err := os.OpenFile(a.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
+	}
+	var offset int64
+	if st, err := f.Stat(); err == nil {
+		offset = st.Size()
 	}
 	cmd := exec.Command(a.binary, a.args...)
 	cmd.Stdout, cmd.Stderr = f, f
@@ -383,7 +422,7 @@ func (a *aggregatorProc) start() error {
 	}
 	done := make(chan struct{})
 	a.mu.Lock()
-	a.cmd, a.done, a.err = cmd, done, nil
+	a.cmd, a.done, a.err, a.offset = cmd, done, nil, offset
 	a.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
@@ -408,6 +447,22 @@ func (a *aggregatorProc) running() bool {
 	default:
 		return true
 	}
+}
+
+// holdsLock reports whether the running process has taken the writer lock
+// since it was last started: the aggregator logs "writer lock taken" then.
+func (a *aggregatorProc) holdsLock() bool {
+	if !a.running() {
+		return false
+	}
+	a.mu.Lock()
+	off := a.offset
+	a.mu.Unlock()
+	b, err := os.ReadFile(a.log)
+	if err != nil || int64(len(b)) < off {
+		return false
+	}
+	return bytes.Contains(b[off:], []byte("writer lock taken"))
 }
 
 // failed returns an error when the aggregator exited on its own.
