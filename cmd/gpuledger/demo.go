@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/gpuledger/gpuledger/internal/demo"
 )
@@ -20,6 +21,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", 1, "seed of tenants, UUIDs and a generated cluster")
 	speed := fs.Float64("speed", demo.DefaultSpeed, "simulated seconds per wall-clock second")
 	serveFor := fs.Duration("serve-for", 0, "stop after this long (default: serve until Ctrl-C)")
+	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "ledger database (default $DATABASE_URL; empty: a private throwaway PostgreSQL)")
+	noLedger := fs.Bool("no-ledger", false, "skip the replay into the ledger")
+	scrape := fs.Duration("scrape-interval", time.Minute, "scrape interval of the demo's scenario")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -29,6 +33,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return demo.Run(ctx, demo.Options{
 		Out: *out, TraceDir: *traceDir, Generated: *generated, Window: *window, TraceOffset: *offset,
 		Nodes: *nodes, Seed: *seed, Speed: *speed, ServeFor: *serveFor,
+		DatabaseURL: *dbURL, NoLedger: *noLedger, ScrapeInterval: *scrape,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}, stdout)
 }

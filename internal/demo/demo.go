@@ -58,6 +58,16 @@ type Options struct {
 	Speed float64
 	// ServeFor stops the demo after this long; zero serves until ctx ends.
 	ServeFor time.Duration
+	// DatabaseURL is the ledger's database; empty starts a private
+	// throwaway PostgreSQL from the system's server binaries.
+	DatabaseURL string
+	// NoLedger skips the replay into the ledger.
+	NoLedger bool
+	// Binary is the gpuledger executable the replay's aggregator runs from.
+	Binary string
+	// ScrapeInterval of the scenario (default 1m, to keep the demo's replay
+	// short; exactness does not depend on it).
+	ScrapeInterval time.Duration
 	// Logger receives the exporters' errors; nil discards them.
 	Logger *slog.Logger
 }
@@ -86,6 +96,9 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 	}
 	if opts.Seed == 0 {
 		opts.Seed = 1
+	}
+	if opts.ScrapeInterval <= 0 {
+		opts.ScrapeInterval = time.Minute
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -117,6 +130,15 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 
 	if err := groundTruth(&p, opts.Out, s, allocs); err != nil {
 		return err
+	}
+	dbURL := opts.DatabaseURL
+	if !opts.NoLedger {
+		url, stop, err := ledgerReplay(ctx, &p, opts, s, scenFile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		dbURL = url
 	}
 
 	clk := clock.NewVirtual(s.Start, opts.Speed)
@@ -150,6 +172,10 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 		first.addr, s.Start.Add(s.End.Sub(s.Start)/2).Format(time.RFC3339))
 	p.say("  prometheus --config.file=%s   # scrape every exporter (file_sd targets)", filepath.Join(opts.Out, "prometheus.yml"))
 	p.say("  bin/gpuledger sim truth --scenario %s --group-by project,user,resource", scenFile)
+	if dbURL != "" {
+		p.say("  bin/gpuledger report --database-url '%s' --from %s --to %s --group-by project,user,resource",
+			dbURL, s.Start.Format(time.RFC3339), s.End.Format(time.RFC3339))
+	}
 	p.say("  docs/metrics.md explains every series; docs/scenario.md the scenario format.")
 	p.say("")
 	if opts.ServeFor > 0 {
@@ -195,17 +221,22 @@ func pickScenario(opts Options) (*scenario.Scenario, string, error) {
 		}
 		s, err := trace.Alibaba(tp, tn, orgs, trace.Options{
 			Cluster: "alibaba-v2023-demo", Epoch: Start.Add(-opts.TraceOffset), From: opts.TraceOffset,
-			Duration: opts.Window, Seed: opts.Seed,
+			Duration: opts.Window, Seed: opts.Seed, ScrapeInterval: opts.ScrapeInterval,
 		})
 		if err != nil {
 			return nil, "", err
 		}
+		// Play a crash of the aggregator and an outage of the database, as
+		// a generated cluster's faults do; neither may change a figure.
+		s.Faults = append(s.Faults,
+			scenario.Fault{Kind: scenario.FaultAggregatorCrash, At: s.Start.Add(opts.Window / 3).Add(7 * time.Second)},
+			scenario.Fault{Kind: scenario.FaultDatabaseOutage, At: s.Start.Add(opts.Window / 2), Duration: scenario.Duration(2 * time.Minute)})
 		return s, fmt.Sprintf("a %s window of the public Alibaba GPU v2023 trace (%s, offset %s), %s",
 			model.Duration(opts.Window), opts.TraceDir, model.Duration(opts.TraceOffset), tenants), nil
 	}
 	cfg := generate.DefaultConfig()
 	cfg.Nodes, cfg.Duration, cfg.Seed, cfg.Start = opts.Nodes, opts.Window, opts.Seed, Start
-	cfg.Cluster = "ai-infn-demo"
+	cfg.Cluster, cfg.ScrapeInterval, cfg.Faults = "ai-infn-demo", opts.ScrapeInterval, true
 	s, err := generate.Generate(cfg)
 	if err != nil {
 		return nil, "", err

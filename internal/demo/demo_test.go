@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gpuledger/gpuledger/attribution"
+	"github.com/gpuledger/gpuledger/internal/pgtest"
 	"github.com/gpuledger/gpuledger/sim/scenario"
 )
 
@@ -46,7 +48,7 @@ func TestGeneratedDemo(t *testing.T) {
 	narration := &syncBuffer{ch: make(chan struct{}, 1)}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Out: out, Generated: true, Nodes: 4, Window: 2 * time.Hour, Speed: 600}, narration)
+		done <- Run(ctx, Options{Out: out, Generated: true, Nodes: 4, Window: 2 * time.Hour, Speed: 600, NoLedger: true}, narration)
 	}()
 
 	targetsFile := filepath.Join(out, "targets.json")
@@ -167,7 +169,7 @@ func TestTraceDemoFallsBack(t *testing.T) {
 	var buf bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // serve nothing: just choose, write and check
-	err := Run(ctx, Options{Out: t.TempDir(), TraceDir: t.TempDir(), Nodes: 2, Window: time.Hour}, &buf)
+	err := Run(ctx, Options{Out: t.TempDir(), TraceDir: t.TempDir(), Nodes: 2, Window: time.Hour, NoLedger: true}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +192,7 @@ func TestTraceDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	out := t.TempDir()
-	if err := Run(ctx, Options{Out: out, TraceDir: dir, Window: time.Hour}, &buf); err != nil {
+	if err := Run(ctx, Options{Out: out, TraceDir: dir, Window: time.Hour, NoLedger: true}, &buf); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(buf.String(), "window of the public Alibaba GPU v2023 trace") {
@@ -198,5 +200,37 @@ func TestTraceDemo(t *testing.T) {
 	}
 	if _, err := scenario.Load(filepath.Join(out, "scenario.yaml")); err != nil {
 		t.Errorf("trace demo scenario: %v", err)
+	}
+}
+
+// TestDemoLedger runs the demo's replay into a database of its own and
+// checks that it reports the ledger equal to the ground truth.
+func TestDemoLedger(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "gpuledger")
+	build := exec.Command("go", "build", "-o", bin, "github.com/gpuledger/gpuledger/cmd/gpuledger")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	buf := &syncBuffer{ch: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Stop serving as soon as the ledger part is done.
+		for !strings.Contains(buf.String(), "Exporters:") {
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+	}()
+	out := t.TempDir()
+	err := Run(ctx, Options{Out: out, Generated: true, Nodes: 3, Window: 2 * time.Hour, Binary: bin,
+		DatabaseURL: pgtest.New(t)}, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "equals the ground truth") {
+		t.Errorf("the demo's ledger is not reported exact:\n%s", buf.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "ledger-by-project-user-resource.csv")); err != nil {
+		t.Errorf("ledger report not written: %v", err)
 	}
 }
