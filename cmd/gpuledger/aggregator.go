@@ -27,6 +27,8 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 	cluster := fs.String("cluster", "", "cluster name the ledger rows carry (required)")
 	targets := fs.String("targets", "", "exporters to scrape directly: host:port[,host:port…] (node=host:port to name one)")
 	targetsFile := fs.String("targets-file", "", "exporters to scrape directly: a Prometheus file_sd file, read again every round")
+	k8sService := fs.String("kubernetes-service", "", "exporters to scrape directly: the ready endpoints of this Service ([namespace/]name), found through the API server (in cluster)")
+	k8sPort := fs.String("kubernetes-port", "metrics", "with --kubernetes-service: the endpoint port, by name or number")
 	promURL := fs.String("prometheus-url", "", "read the exporters' series from this Prometheus (or Thanos, Mimir) instead of scraping")
 	promJob := fs.String("prometheus-job", "", "with --prometheus-url: the job of the exporters' series")
 	fromFlag := fs.String("from", "", "with --prometheus-url: backfill from this time (RFC 3339), then stop")
@@ -54,12 +56,10 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 		return usagef("--database-url (or $DATABASE_URL) is required")
 	case *cluster == "":
 		return usagef("--cluster is required")
-	case *promURL == "" && *targets == "" && *targetsFile == "":
-		return usagef("give exporters to scrape (--targets or --targets-file) or a --prometheus-url")
-	case *promURL != "" && (*targets != "" || *targetsFile != ""):
-		return usagef("--prometheus-url and --targets/--targets-file exclude each other")
-	case *targets != "" && *targetsFile != "":
-		return usagef("--targets and --targets-file exclude each other")
+	case count(*promURL, *targets, *targetsFile, *k8sService) == 0:
+		return usagef("give exporters to scrape (--targets, --targets-file or --kubernetes-service) or a --prometheus-url")
+	case count(*promURL, *targets, *targetsFile, *k8sService) > 1:
+		return usagef("--prometheus-url, --targets, --targets-file and --kubernetes-service exclude each other")
 	case (*fromFlag != "" || *toFlag != "") && *promURL == "":
 		return usagef("--from and --to backfill from a --prometheus-url")
 	case *interval < 0 || *lag < 0 || *scrapeInterval < 0:
@@ -150,9 +150,14 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 	var scraper aggregator.Scraper = noScraper{}
 	if *promURL == "" {
 		var d source.Discoverer = source.FileSD{Path: *targetsFile}
-		if *targets != "" {
+		switch {
+		case *targets != "":
 			if d, err = source.ParseTargets(*targets); err != nil {
 				return usageError{err}
+			}
+		case *k8sService != "":
+			if d, err = source.InClusterEndpoints(*k8sService, *k8sPort); err != nil {
+				return err
 			}
 		}
 		sc, err := source.NewScraper(d, source.ScraperOptions{Timeout: *timeout, Logger: logger})
@@ -208,6 +213,17 @@ func (r resultScraper) ScrapeAll(ctx context.Context) []observe.Scrape {
 type noScraper struct{}
 
 func (noScraper) ScrapeAll(context.Context) []observe.Scrape { return nil }
+
+// count counts the non-empty strings.
+func count(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
 
 func optTime(name, v string) (time.Time, error) {
 	if v == "" {
