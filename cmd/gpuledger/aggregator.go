@@ -41,6 +41,7 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 	idle := fs.Int64("idle-threshold", intervals.DefaultIdleThresholdMilli, "activity below this, in thousandths, counts as idle")
 	stale := fs.Duration("stale-after", intervals.DefaultStaleAfter, "close an allocation no scrape has shown for this long (at least the exporters' ended-allocation retention)")
 	timeout := fs.Duration("scrape-timeout", 10*time.Second, "time limit of one exporter's scrape")
+	concurrency := fs.Int("scrape-concurrency", 16, "exporters scraped at once")
 	listen := fs.String("listen-address", ":9836", "address of the aggregator's own /metrics (empty: none)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -62,6 +63,8 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 		return usagef("--prometheus-url, --targets, --targets-file and --kubernetes-service exclude each other")
 	case (*fromFlag != "" || *toFlag != "") && *promURL == "":
 		return usagef("--from and --to backfill from a --prometheus-url")
+	case *concurrency < 1:
+		return usagef("--scrape-concurrency must be at least 1")
 	case *interval < 0 || *lag < 0 || *scrapeInterval < 0:
 		return usagef("--interval, --lag and --scrape-interval must not be negative")
 	}
@@ -160,7 +163,7 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 				return err
 			}
 		}
-		sc, err := source.NewScraper(d, source.ScraperOptions{Timeout: *timeout, Logger: logger})
+		sc, err := source.NewScraper(d, source.ScraperOptions{Timeout: *timeout, Concurrency: *concurrency, Logger: logger})
 		if err != nil {
 			return err
 		}
