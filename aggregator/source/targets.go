@@ -27,11 +27,8 @@ type Target struct {
 
 // Discoverer tells which exporters to scrape. It is called before every
 // round of scrapes, so a list that changes (a file_sd file rewritten, the
-// endpoints of a Kubernetes Service) is followed.
-//
-// Kubernetes discovery (the endpoints of the exporters' Service, read
-// through the API server) is a Discoverer too; it comes with the real-node
-// exporters, which bring client-go.
+// endpoints of a Kubernetes Service) is followed. StaticTargets, FileSD and
+// KubernetesEndpoints are the discoverers there are.
 type Discoverer interface {
 	Targets(ctx context.Context) ([]Target, error)
 }
@@ -46,8 +43,9 @@ func (s StaticTargets) Targets(context.Context) ([]Target, error) { return s, ni
 var ErrBadTarget = errors.New("bad target")
 
 // ParseTargets reads a comma-separated list of targets: host:port (scraped
-// at http://host:port/metrics) or full http(s) URLs. Each target is named
-// by its address. Duplicates are an error.
+// at http://host:port/metrics) or full http(s) URLs, each optionally
+// preceded by a name and "=" (gpu-01=10.0.0.7:9835). A target without a
+// name is named by its address. Duplicate names are an error.
 func ParseTargets(list string) (StaticTargets, error) {
 	var out StaticTargets
 	seen := map[string]bool{}
@@ -56,7 +54,16 @@ func ParseTargets(list string) (StaticTargets, error) {
 		if item == "" {
 			continue
 		}
-		t, err := targetOf(item, "", "", "")
+		name := ""
+		// A name holds neither ':' nor '/', which tells it from an
+		// address or a URL (whose query may hold an '=').
+		if n, addr, ok := strings.Cut(item, "="); ok && !strings.ContainsAny(n, ":/") {
+			if n == "" {
+				return nil, fmt.Errorf("%w: %q: empty name before '='", ErrBadTarget, item)
+			}
+			name, item = n, addr
+		}
+		t, err := targetOf(item, name, "", "")
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,335 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gpuledger/gpuledger/aggregator/observe"
+	"github.com/gpuledger/gpuledger/attribution"
+	"github.com/gpuledger/gpuledger/internal/pgtest"
+	"github.com/gpuledger/gpuledger/sim/scenario"
+	"github.com/gpuledger/gpuledger/sim/trace"
+	"github.com/gpuledger/gpuledger/sim/truth"
+)
+
+// p2Epoch is the wall-clock time of the Alibaba trace's second 0 in P2.
+var p2Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// p2Input is the whole Alibaba GPU v2023 trace as allocation intervals.
+type p2Input struct {
+	scenario  *scenario.Scenario
+	allocs    []scenario.Allocation
+	intervals []observe.Interval
+	open      int // intervals still open at the trace's end
+}
+
+var (
+	p2Once sync.Once
+	p2Data *p2Input
+	p2Err  error
+	p2Skip string
+)
+
+// p2TraceDir is $TRACE_DIR, else ../shared/data beside the repository.
+func p2TraceDir() string {
+	if d := os.Getenv("TRACE_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "..", "..", "shared", "data")
+}
+
+// loadP2 imports the whole trace once per process: every pod, placed on
+// the trace's nodes, over [0, the last deletion_time) trace seconds.
+func loadP2() (*p2Input, string, error) {
+	p2Once.Do(func() {
+		dir := p2TraceDir()
+		paths := map[string]string{}
+		for _, f := range []string{trace.AlibabaPodsFile, trace.AlibabaNodesFile, trace.OrgsFile} {
+			p := filepath.Join(dir, f)
+			if _, err := os.Stat(p); err != nil {
+				p2Skip = fmt.Sprintf("public traces not found at %s: %v (set TRACE_DIR or check out ../shared beside the repository)", dir, err)
+				return
+			}
+			paths[f] = p
+		}
+		pods, err := trace.LoadAlibabaPods(paths[trace.AlibabaPodsFile])
+		if err != nil {
+			p2Err = err
+			return
+		}
+		nodes, err := trace.LoadAlibabaNodes(paths[trace.AlibabaNodesFile])
+		if err != nil {
+			p2Err = err
+			return
+		}
+		orgs, err := trace.LoadOrgs(paths[trace.OrgsFile])
+		if err != nil {
+			p2Err = err
+			return
+		}
+		var last int64
+		for _, p := range pods {
+			last = max(last, p.Deletion)
+		}
+		s, err := trace.Alibaba(pods, nodes, orgs, trace.Options{
+			Epoch: p2Epoch, From: 0, Duration: time.Duration(last) * time.Second, Seed: 1,
+		})
+		if err != nil {
+			p2Err = fmt.Errorf("import the whole trace: %w", err)
+			return
+		}
+		allocs, err := s.Allocations(attribution.Default())
+		if err != nil {
+			p2Err = err
+			return
+		}
+		in := &p2Input{scenario: s, allocs: allocs, intervals: make([]observe.Interval, len(allocs))}
+		for i := range allocs {
+			in.intervals[i] = allocInterval(&allocs[i], s.End.Unix())
+			if allocs[i].Open() {
+				in.open++
+			}
+		}
+		p2Data = in
+	})
+	return p2Data, p2Skip, p2Err
+}
+
+// allocInterval is a ground-truth allocation as the interval
+// reconstruction would deliver it with every end seen: exact start and
+// end, EndExact; an allocation still running at the trace's end stays open
+// and was last seen there.
+func allocInterval(a *scenario.Allocation, traceEnd int64) observe.Interval {
+	x := observe.Interval{
+		AllocKey: observe.AllocKey{Node: a.Node, Device: a.DeviceID, PodUID: a.Pod.UID, Resource: a.Resource},
+		Attrs: observe.Attrs{Class: string(a.Class), GPUUUID: a.GPUUUID, Model: a.Model, Profile: a.Profile,
+			Namespace: a.Pod.Namespace, Pod: a.Pod.Name, User: a.User, Project: a.Project, Queue: a.Queue, Site: a.Site},
+		Start: a.Start.Unix(), LastSeen: traceEnd * 1000, WeightMilli: a.WeightMilli, Devices: a.Devices,
+	}
+	if !a.Open() {
+		x.End, x.EndExact, x.LastSeen = a.End.Unix(), true, a.End.Unix()*1000
+	}
+	return x
+}
+
+// BenchmarkP2TraceLedger is P2 of docs/performance.md: the whole Alibaba
+// GPU v2023 trace (8 152 pods, 149 days), as allocation intervals, into
+// the hourly ledger of a fresh database through ApplyWindow — one window
+// of intervals only spanning the trace, the ledger's bulk path — timed
+// from the call to its commit. The baseline, in the same run and the same
+// database, is a plain COPY of the ledger's resulting hourly rows into an
+// unindexed table of the same shape; copy-ratio is the ledger's rate of
+// hourly rows over COPY's. copy-all-ratio sets the same ledger time against
+// a COPY of every row the ledger wrote (intervals, hourly, daily, monthly,
+// capacity, watermark). The first iteration also checks the ledger
+// against sim/truth; setup, checks and the baseline are outside the timer.
+func BenchmarkP2TraceLedger(b *testing.B) {
+	in, skip, err := loadP2()
+	if skip != "" {
+		b.Skip(skip)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := in.scenario
+	w := observe.Window{Cluster: s.Cluster, From: s.Start.Unix(), To: s.End.Unix(), Intervals: in.intervals}
+	ctx := context.Background()
+
+	var ledgerSecs, copySecs, copyAllSecs float64
+	var hourly, written int64
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		b.StopTimer()
+		store, err := Open(ctx, pgtest.New(b), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := store.ApplyWindow(ctx, w); err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		b.StopTimer()
+		ledgerSecs += took.Seconds()
+
+		if n == 0 {
+			checkP2(b, store, in)
+		}
+		h, c := copyBaseline(b, store, []string{"ledger_hourly"})
+		hourly += h
+		copySecs += c.Seconds()
+		all, c := copyBaseline(b, store, []string{"intervals", "ledger_hourly", "ledger_daily", "ledger_monthly",
+			"capacity_hourly", "watermarks"})
+		written += all
+		copyAllSecs += c.Seconds()
+		store.Close()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	N := float64(b.N)
+	b.ReportMetric(float64(len(in.intervals)), "intervals")
+	b.ReportMetric(float64(hourly)/N, "rows")
+	b.ReportMetric(float64(written)/N, "rows-written")
+	b.ReportMetric(ledgerSecs/N, "s/op-ledger")
+	b.ReportMetric(copySecs/N, "s/op-copy")
+	b.ReportMetric(float64(hourly)/ledgerSecs, "rows/s-ledger")
+	b.ReportMetric(float64(hourly)/copySecs, "rows/s-copy")
+	b.ReportMetric(copySecs/ledgerSecs, "copy-ratio")
+	b.ReportMetric(copyAllSecs/ledgerSecs, "copy-all-ratio")
+}
+
+// copyBaseline reads back every row of the given tables, creates an
+// unindexed table of the same shape for each (CREATE TABLE … (LIKE …):
+// columns, types and NOT NULL, no key, index or default) and times a
+// plain COPY of the rows into them, one CopyFrom per table, each its own
+// transaction as COPY outside a transaction is. It returns the rows copied
+// and the time the COPYs took.
+func copyBaseline(b *testing.B, s *Store, tables []string) (int64, time.Duration) {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	type load struct {
+		dst  string
+		cols []string
+		rows [][]any
+	}
+	var loads []load
+	for _, t := range tables {
+		rows, err := conn.Query(ctx, "SELECT * FROM "+t)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var cols []string
+		for _, f := range rows.FieldDescriptions() {
+			cols = append(cols, f.Name)
+		}
+		var vals [][]any
+		for rows.Next() {
+			v, err := rows.Values()
+			if err != nil {
+				b.Fatal(err)
+			}
+			vals = append(vals, v)
+		}
+		if err := rows.Err(); err != nil {
+			b.Fatal(err)
+		}
+		dst := "p2_copy_" + t
+		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s)", dst, dst, t)); err != nil {
+			b.Fatal(err)
+		}
+		loads = append(loads, load{dst, cols, vals})
+	}
+	var n int64
+	start := time.Now()
+	for _, l := range loads {
+		c, err := conn.CopyFrom(ctx, pgx.Identifier{l.dst}, l.cols, pgx.CopyFromRows(l.rows))
+		if err != nil {
+			b.Fatalf("COPY into %s: %v", l.dst, err)
+		}
+		n += c
+	}
+	took := time.Since(start)
+	for _, l := range loads {
+		if int64(len(l.rows)) == 0 {
+			continue
+		}
+		var got int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+l.dst).Scan(&got); err != nil || got != int64(len(l.rows)) {
+			b.Fatalf("COPY into %s: %d rows, want %d (%v)", l.dst, got, len(l.rows), err)
+		}
+	}
+	return n, took
+}
+
+// checkP2 fails the benchmark unless the ledger equals sim/truth over the
+// whole trace: the total allocated milli-GPU-seconds, device seconds and
+// FPGA seconds of the hourly, daily and monthly rows, and every group of
+// the finest report (all seven keys) against truth grouped the same way.
+func checkP2(b *testing.B, s *Store, in *p2Input) {
+	b.Helper()
+	ctx := context.Background()
+	sc := in.scenario
+	total, err := truth.Compute(in.allocs, sc.Start, sc.End, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(total.Rows) != 1 || total.Rows[0].AllocatedMilliGPUSeconds == 0 {
+		b.Fatalf("truth over the whole trace: %+v, want one row with allocated time", total.Rows)
+	}
+	want := total.Rows[0]
+	for _, t := range []string{"ledger_hourly", "ledger_daily", "ledger_monthly"} {
+		var alloc, dev, fpga int64
+		if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(allocated_milli_gpu_seconds), 0)::bigint,
+			coalesce(sum(device_seconds), 0)::bigint, coalesce(sum(fpga_seconds), 0)::bigint
+			FROM `+t+` WHERE cluster = $1`, sc.Cluster).Scan(&alloc, &dev, &fpga); err != nil {
+			b.Fatal(err)
+		}
+		if alloc != want.AllocatedMilliGPUSeconds || dev != want.DeviceSeconds || fpga != want.FPGASeconds {
+			b.Fatalf("%s: allocated %d milli-GPU-s, %d device-s, %d FPGA-s; sim truth %d, %d, %d",
+				t, alloc, dev, fpga, want.AllocatedMilliGPUSeconds, want.DeviceSeconds, want.FPGASeconds)
+		}
+	}
+	var ivs int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM intervals WHERE cluster = $1", sc.Cluster).Scan(&ivs); err != nil {
+		b.Fatal(err)
+	}
+	if ivs != len(in.intervals) {
+		b.Fatalf("intervals table: %d rows, want %d", ivs, len(in.intervals))
+	}
+
+	keys := Keys()
+	tr, err := truth.Compute(in.allocs, sc.Start, sc.End, keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wantRows := map[string][3]int64{}
+	for _, r := range tr.Rows {
+		wantRows[strings.Join(r.Keys, "\x00")] = [3]int64{r.AllocatedMilliGPUSeconds, r.DeviceSeconds, r.FPGASeconds}
+	}
+	to := sc.End.Truncate(time.Hour)
+	if to.Before(sc.End) {
+		to = to.Add(time.Hour)
+	}
+	gotRows := map[string][3]int64{}
+	err = s.Report(ctx, ReportQuery{Cluster: sc.Cluster, From: sc.Start, To: to, GroupBy: keys}, func(r ReportRow) error {
+		gotRows[strings.Join(r.Keys, "\x00")] = [3]int64{r.AllocatedMilliGPUSeconds, r.DeviceSeconds, r.FPGASeconds}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var diffs []string
+	for k, v := range wantRows {
+		if gotRows[k] != v {
+			diffs = append(diffs, fmt.Sprintf("%q: ledger %v, truth %v", strings.ReplaceAll(k, "\x00", ","), gotRows[k], v))
+		}
+	}
+	for k, v := range gotRows {
+		if _, ok := wantRows[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%q: ledger %v, not in truth", strings.ReplaceAll(k, "\x00", ","), v))
+		}
+	}
+	if len(diffs) > 0 {
+		slices.Sort(diffs)
+		b.Fatalf("%d of %d groups differ from sim truth (allocated, device-s, FPGA-s):\n%s",
+			len(diffs), len(wantRows), strings.Join(diffs[:min(len(diffs), 10)], "\n"))
+	}
+	b.Logf("checked against sim truth: %d intervals (%d open), %d groups, %d milli-GPU-s allocated over [%s, %s)",
+		len(in.intervals), in.open, len(wantRows), want.AllocatedMilliGPUSeconds,
+		sc.Start.Format(time.RFC3339), sc.End.Format(time.RFC3339))
+}
