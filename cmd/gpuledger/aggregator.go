@@ -31,6 +31,8 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 	k8sPort := fs.String("kubernetes-port", "metrics", "with --kubernetes-service: the endpoint port, by name or number")
 	promURL := fs.String("prometheus-url", "", "read the exporters' series from this Prometheus (or Thanos, Mimir) instead of scraping")
 	promJob := fs.String("prometheus-job", "", "with --prometheus-url: the job of the exporters' series")
+	promChunk := fs.Duration("prometheus-chunk", 24*time.Hour, "with --prometheus-url: the range one query reads")
+	promCluster := fs.String("prometheus-cluster", "", "with --prometheus-url: select series whose cluster label has this value (default: no selection)")
 	fromFlag := fs.String("from", "", "with --prometheus-url: backfill from this time (RFC 3339), then stop")
 	toFlag := fs.String("to", "", "with --prometheus-url: backfill up to this time (RFC 3339, excluded)")
 	interval := fs.Duration("interval", 15*time.Second, "time between two rounds of scrapes (0: back to back, as the replay does)")
@@ -177,11 +179,12 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 		return usageError{err}
 	}
 	if *promURL != "" {
-		prom, err := source.NewPrometheus(source.PrometheusOptions{URL: *promURL, Cluster: "", Job: *promJob, Logger: logger})
+		prom, err := source.NewPrometheus(source.PrometheusOptions{URL: *promURL, Cluster: *promCluster, Job: *promJob,
+			Chunk: *promChunk, Logger: logger})
 		if err != nil {
-			return err
+			return usageError{err}
 		}
-		if err := loop.Backfill(ctx, prom, from, to, time.Hour); err != nil {
+		if err := loop.Backfill(ctx, prom, from, to, *promChunk); err != nil {
 			return err
 		}
 		logger.Info("backfill done", "from", from, "to", to)
