@@ -173,6 +173,12 @@ func (r *Reconstructor) mergeFacts(t *target, s *observe.Scrape, cur *sample, la
 		}
 		next = append(next, iv)
 	}
+	// Entries the source could not read: seen, state unknown, so not gone.
+	for _, k := range s.Unknown {
+		if iv := r.ivals[k]; iv != nil && s.Time > iv.lastSeen {
+			iv.lastSeen, iv.owner = s.Time, t
+		}
+	}
 	if late {
 		t.hintBuf = next
 		return
@@ -269,7 +275,10 @@ func (r *Reconstructor) step(t *target, p *sample, endMs, from int64, next *obse
 // nextEnds maps the allocations of a scrape to their end (0 while running
 // or when the entry is malformed).
 func nextEnds(s *observe.Scrape) map[observe.AllocKey]int64 {
-	m := make(map[observe.AllocKey]int64, len(s.Allocs))
+	m := make(map[observe.AllocKey]int64, len(s.Allocs)+len(s.Unknown))
+	for _, k := range s.Unknown {
+		m[k] = 0
+	}
 	for i := range s.Allocs {
 		a := &s.Allocs[i]
 		if _, dup := m[a.AllocKey]; dup {

@@ -64,6 +64,10 @@ type Scrape struct {
 	OK     bool
 	Allocs []Alloc
 	GPUs   []GPU
+	// Unknown are allocations the scrape mentioned but that could not be
+	// read (a malformed series): their state at this scrape is unknown,
+	// which is not the same as absent — they must not be taken as ended.
+	Unknown []AllocKey
 }
 
 // Interval is an allocation reconstructed from scrapes.

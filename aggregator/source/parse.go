@@ -603,6 +603,8 @@ func (b *builder) finish(target string, fallbackMs int64) (observe.Scrape, *Seri
 	})
 	sort.Slice(errs.Allocs, func(i, j int) bool { return keyLess(errs.Allocs[i], errs.Allocs[j]) })
 	errs.Allocs = slices.Compact(errs.Allocs)
+	// The reconstruction must not take them for ended.
+	sc.Unknown = slices.Clone(errs.Allocs)
 	return sc, &errs
 }
 
