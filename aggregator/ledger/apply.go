@@ -377,11 +377,10 @@ func recompute(ctx context.Context, tx pgx.Tx, cluster string, hours []int64, wa
 		args []any
 	}{
 		{"delete hourly rows", "DELETE FROM ledger_hourly l USING " + runs + inHours, []any{cluster, lo, hi}},
-		{"recompute hourly rows", "INSERT INTO ledger_hourly (cluster, hour, " + keyCols + ", " + valCols + ")" + recomputeSQL +
-			" ORDER BY h, " + keyCols, []any{cluster, lo, hi, watermark}},
+		{"recompute hourly rows", "INSERT INTO ledger_hourly (cluster, hour, " + keyCols + ", " + valCols + ")" + recomputeSQL,
+			[]any{cluster, lo, hi, watermark}},
 		{"delete capacity rows", "DELETE FROM capacity_hourly l USING " + runs + inHours, []any{cluster, lo, hi}},
 		{"recompute capacity rows", capacitySQL, []any{cluster, lo, hi}},
-		{"aggregate by hashing", "SET LOCAL enable_sort = off", nil},
 		{"delete daily rows", "DELETE FROM ledger_daily l USING " + timeRuns +
 			" WHERE l.cluster = $1 AND l.day >= r.lo AND l.day < r.hi", []any{cluster, dayLo, dayHi}},
 		{"roll up days", dailySQL, []any{cluster, dayLo, dayHi}},

@@ -13,13 +13,12 @@ import (
 	"github.com/gpuledger/gpuledger/aggregator/source"
 	"github.com/gpuledger/gpuledger/aggregator/source/backfill"
 	"github.com/gpuledger/gpuledger/attribution"
-	"github.com/gpuledger/gpuledger/internal/promtest"
 	"github.com/gpuledger/gpuledger/exporters"
 	"github.com/gpuledger/gpuledger/exporters/sim"
+	"github.com/gpuledger/gpuledger/internal/promtest"
 	"github.com/gpuledger/gpuledger/sim/clock"
 	"github.com/gpuledger/gpuledger/sim/scenario"
 )
-
 
 // TestPrometheusEndToEnd backfills small.yaml into a real Prometheus and
 // reads it back through the Prometheus source: every allocation must come
