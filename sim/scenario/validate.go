@@ -482,6 +482,30 @@ func (v *validator) faults(s *Scenario, idx *index) {
 			v.errorf(f+".duration", "a %s fault needs a duration", fl.Kind)
 		}
 	}
+	v.overlappingFaults(s)
+}
+
+// overlappingFaults rejects two faults of one kind whose scopes meet and
+// whose times overlap: the second would start while the first still holds
+// (an outage inside an outage, a crash of an aggregator that is down), and
+// when each ends would be ambiguous. An aggregator crash lasts at least a
+// second here: two at one instant are one crash written twice.
+func (v *validator) overlappingFaults(s *Scenario) {
+	for i := range s.Faults {
+		a := &s.Faults[i]
+		for j := i + 1; j < len(s.Faults); j++ {
+			b := &s.Faults[j]
+			if a.Kind != b.Kind || (a.Node != "" && b.Node != "" && a.Node != b.Node) {
+				continue
+			}
+			aEnd := a.At.Add(max(a.Duration.D(), time.Second))
+			bEnd := b.At.Add(max(b.Duration.D(), time.Second))
+			if a.At.Before(bEnd) && b.At.Before(aEnd) {
+				v.errorf(fmt.Sprintf("faults[%d]", j), "%s at %s overlaps faults[%d] (%s at %s for %s)",
+					b.Kind, b.At.Format(time.RFC3339), i, a.Kind, a.At.Format(time.RFC3339), a.Duration.D())
+			}
+		}
+	}
 }
 
 func wholeSecond(t time.Time) bool { return t.Truncate(time.Second).Equal(t) }
