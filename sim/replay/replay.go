@@ -341,7 +341,10 @@ func waitScraped(ctx context.Context, nodes []*node, t time.Time, agg *aggregato
 			if ok {
 				break
 			}
-			if err := agg.failed(); err != nil {
+			if exited, err := agg.exited(); exited {
+				// Exiting on its own is a failure, unless it is the normal
+				// end (--until reached): then the scrapes it needed were
+				// answered, even if this tracker has not caught up yet.
 				return err
 			}
 			if ctx.Err() != nil {
@@ -465,18 +468,22 @@ func (a *aggregatorProc) holdsLock() bool {
 	return bytes.Contains(b[off:], []byte("writer lock taken"))
 }
 
-// failed returns an error when the aggregator exited on its own.
-func (a *aggregatorProc) failed() error {
+// exited reports whether the aggregator has exited, and with an error
+// when it did not exit cleanly.
+func (a *aggregatorProc) exited() (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.done == nil {
-		return nil
+		return false, nil
 	}
 	select {
 	case <-a.done:
-		return fmt.Errorf("replay: the aggregator exited (%v) before the end; its log:\n%s", a.err, tail(a.log))
+		if a.err == nil {
+			return true, nil
+		}
+		return true, fmt.Errorf("replay: the aggregator exited (%v) before the end; its log:\n%s", a.err, tail(a.log))
 	default:
-		return nil
+		return false, nil
 	}
 }
 
