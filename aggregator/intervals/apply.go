@@ -43,6 +43,19 @@ func (r *Reconstructor) apply(t *target, s *observe.Scrape, from int64) {
 		cur.gpus = append(cur.gpus, gs)
 		r.reading(gs, g.EnergyMillijoules, s.Time)
 	}
+	for i := range s.FPGAs {
+		f := &s.FPGAs[i]
+		if f.Device == "" {
+			continue
+		}
+		gs := t.gpu(&observe.GPU{Node: f.Node, UUID: f.Device, Model: f.Model, EnergyMillijoules: -1})
+		gs.fpga = true
+		if gs.seq == r.seq {
+			continue
+		}
+		gs.seq = r.seq
+		cur.gpus = append(cur.gpus, gs)
+	}
 	if p := t.pred; p != nil {
 		r.step(t, p, s.Time, from, nil)
 	}

@@ -35,9 +35,14 @@ func (r *Reconstructor) emit(from, to int64) observe.Window {
 			if gs.energy == 0 && gs.presentMs == 0 {
 				continue
 			}
-			w.Energy = append(w.Energy, observe.Energy{Node: gs.node, GPUUUID: gs.uuid, Model: gs.model, EnergyMillijoules: gs.energy})
+			class := "gpu"
+			if gs.fpga {
+				class = "fpga"
+			} else {
+				w.Energy = append(w.Energy, observe.Energy{Node: gs.node, GPUUUID: gs.uuid, Model: gs.model, EnergyMillijoules: gs.energy})
+			}
 			if gs.presentMs/1000 > 0 {
-				w.Capacity = append(w.Capacity, observe.Capacity{Node: gs.node, Device: gs.uuid, Class: "gpu", Model: gs.model,
+				w.Capacity = append(w.Capacity, observe.Capacity{Node: gs.node, Device: gs.uuid, Class: class, Model: gs.model,
 					Seconds: gs.presentMs / 1000})
 			}
 			gw := gws[gs.uuid]

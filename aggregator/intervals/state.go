@@ -202,6 +202,7 @@ type gpuState struct {
 
 	energy    int64 // mJ given to the current window
 	presentMs int64 // ms present in the current window
+	fpga      bool  // an FPGA card: presence only, no energy
 }
 
 // increase is the counter increase from prev to v: a decrease is a reset,

@@ -55,6 +55,13 @@ type GPU struct {
 	EnergyMillijoules int64
 }
 
+// FPGA is one FPGA card as one scrape saw it (gpuledger_fpga_info).
+type FPGA struct {
+	Node   string
+	Device string // PCI address of the user function
+	Model  string
+}
+
 // Scrape is what one exporter answered at one time.
 type Scrape struct {
 	Target string // the exporter: its node name
@@ -64,6 +71,7 @@ type Scrape struct {
 	OK     bool
 	Allocs []Alloc
 	GPUs   []GPU
+	FPGAs  []FPGA
 	// Unknown are allocations the scrape mentioned but that could not be
 	// read (a malformed series): their state at this scrape is unknown,
 	// which is not the same as absent — they must not be taken as ended.

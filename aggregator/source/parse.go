@@ -28,6 +28,7 @@ const (
 	FamilyGPUInfo  = "gpuledger_gpu_info"
 	FamilyEnergy   = "gpuledger_gpu_energy_joules_total"
 	FamilyTime     = "gpuledger_exporter_time_seconds"
+	FamilyFPGAInfo = "gpuledger_fpga_info"
 	// FamilyUp is the series Prometheus writes for every scrape of a
 	// target: 1 when the scrape succeeded, 0 when it failed. Exporters do
 	// not serve it; the Prometheus source reads it to report failed scrapes.
@@ -37,7 +38,7 @@ const (
 // Families lists the exporter families the conversion reads, sorted.
 func Families() []string {
 	return []string{FamilyActivity, FamilyDevices, FamilyEnd, FamilyStart, FamilyWeight,
-		FamilyTime, FamilyEnergy, FamilyGPUInfo}
+		FamilyTime, FamilyEnergy, FamilyFPGAInfo, FamilyGPUInfo}
 }
 
 // DefaultMaxBodyBytes bounds the exposition one scrape may return (after
@@ -298,12 +299,14 @@ const (
 	famGPUInfo
 	famEnergy
 	famTime
+	famFPGAInfo
 	famUp
 )
 
 var familyNames = map[string]family{
 	FamilyStart: famStart, FamilyEnd: famEnd, FamilyWeight: famWeight, FamilyDevices: famDevices,
 	FamilyActivity: famActivity, FamilyGPUInfo: famGPUInfo, FamilyEnergy: famEnergy, FamilyTime: famTime,
+	FamilyFPGAInfo: famFPGAInfo,
 }
 
 func familyOf(name string) family { return familyNames[name] }
@@ -376,6 +379,12 @@ func decodeSeries(fam family, l labelGetter) (*series, error) {
 		if s.gpu.Node == "" || s.gpu.UUID == "" {
 			return nil, fmt.Errorf("%w: %s: no node or uuid", ErrBadLabels, s.describe())
 		}
+	case famFPGAInfo:
+		s.gpu = gpuID{Node: nodeOf(l), UUID: l.get("device")}
+		s.model = l.get("model")
+		if s.gpu.Node == "" || s.gpu.UUID == "" {
+			return nil, fmt.Errorf("%w: %s: no node or device", ErrBadLabels, s.describe())
+		}
 	}
 	return s, nil
 }
@@ -397,6 +406,7 @@ type gpuPartial struct {
 type builder struct {
 	allocs  map[allocID]*partial
 	gpus    map[gpuID]*gpuPartial
+	fpgas   map[gpuID]string // model
 	timeMs  int64
 	hasTime bool
 	up      float64
@@ -406,7 +416,7 @@ type builder struct {
 }
 
 func newBuilder() *builder {
-	return &builder{allocs: map[allocID]*partial{}, gpus: map[gpuID]*gpuPartial{}}
+	return &builder{allocs: map[allocID]*partial{}, gpus: map[gpuID]*gpuPartial{}, fpgas: map[gpuID]string{}}
 }
 
 // checkValue checks v against [lo, hi]; it returns an error naming s.
@@ -447,6 +457,18 @@ func (b *builder) add(s *series, v float64) {
 			return
 		}
 		b.timeMs, b.hasTime = int64(math.Round(v*1000)), true
+		b.samples++
+		return
+	case famFPGAInfo:
+		if err := checkValue(s, v, math.Inf(-1), math.Inf(1)); err != nil {
+			b.errs.add(err)
+			return
+		}
+		if _, dup := b.fpgas[s.gpu]; dup {
+			b.errs.add(fmt.Errorf("%w: %s", ErrDuplicate, s.describe()))
+			return
+		}
+		b.fpgas[s.gpu] = s.model
 		b.samples++
 		return
 	case famGPUInfo, famEnergy:
@@ -600,6 +622,15 @@ func (b *builder) finish(target string, fallbackMs int64) (observe.Scrape, *Seri
 			return sc.GPUs[i].Node < sc.GPUs[j].Node
 		}
 		return sc.GPUs[i].UUID < sc.GPUs[j].UUID
+	})
+	for id, model := range b.fpgas {
+		sc.FPGAs = append(sc.FPGAs, observe.FPGA{Node: id.Node, Device: id.UUID, Model: model})
+	}
+	sort.Slice(sc.FPGAs, func(i, j int) bool {
+		if sc.FPGAs[i].Node != sc.FPGAs[j].Node {
+			return sc.FPGAs[i].Node < sc.FPGAs[j].Node
+		}
+		return sc.FPGAs[i].Device < sc.FPGAs[j].Device
 	})
 	sort.Slice(errs.Allocs, func(i, j int) bool { return keyLess(errs.Allocs[i], errs.Allocs[j]) })
 	errs.Allocs = slices.Compact(errs.Allocs)

@@ -374,7 +374,7 @@ func TestPrometheusOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, at := p.Query(time.Unix(t0, 0), time.Unix(t0+300, 0))
-	if want := `{__name__=~"gpuledger_allocation_activity_ratio|gpuledger_allocation_devices|gpuledger_allocation_end_time_seconds|gpuledger_allocation_start_time_seconds|gpuledger_allocation_weight_ratio|gpuledger_exporter_time_seconds|gpuledger_gpu_energy_joules_total|gpuledger_gpu_info",cluster="a\"b"}[300001ms]`; q != want {
+	if want := `{__name__=~"gpuledger_allocation_activity_ratio|gpuledger_allocation_devices|gpuledger_allocation_end_time_seconds|gpuledger_allocation_start_time_seconds|gpuledger_allocation_weight_ratio|gpuledger_exporter_time_seconds|gpuledger_fpga_info|gpuledger_gpu_energy_joules_total|gpuledger_gpu_info",cluster="a\"b"}[300001ms]`; q != want {
 		t.Errorf("query\n got %s\nwant %s", q, want)
 	}
 	if !at.Equal(time.UnixMilli(t0*1000 + 300_000 - 1)) {

@@ -50,11 +50,14 @@ func loadSmall(t *testing.T) *scenario.Scenario {
 
 // replayAndCompare replays s into a fresh database and compares the ledger
 // with the ground truth by project, user and resource.
-func replayAndCompare(t *testing.T, s *scenario.Scenario, opts Options) (*Summary, *Comparison) {
+func replayAndCompare(t *testing.T, s *scenario.Scenario, opts Options, dbOut ...*string) (*Summary, *Comparison) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	opts.Scenario, opts.DatabaseURL, opts.Binary, opts.WorkDir = s, pgtest.New(t), binary, t.TempDir()
+	for _, p := range dbOut {
+		*p = opts.DatabaseURL
+	}
 	if opts.StepTimeout == 0 {
 		opts.StepTimeout = time.Minute
 	}
@@ -97,8 +100,28 @@ func requireExact(t *testing.T, cmp *Comparison) {
 // outage): none of them ends an allocation, so the ledger must be exact.
 func TestReplaySmallExact(t *testing.T) {
 	s := loadSmall(t)
-	sum, cmp := replayAndCompare(t, s, Options{})
+	var db string
+	sum, cmp := replayAndCompare(t, s, Options{}, &db)
 	requireExact(t, cmp)
+	// Capacity rows: the four GPUs and the FPGA card, present all six
+	// hours. Capacity is sampled presence: the scrape gap, the exporter
+	// restart and the aggregator crash each lose some of it, never add.
+	ctx := context.Background()
+	store, err := ledger.Open(ctx, db, ledger.Options{NoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for class, want := range map[string]int64{"fpga": 6 * 3600, "gpu": 4 * 6 * 3600} {
+		var got int64
+		if err := store.Pool().QueryRow(ctx, `SELECT coalesce(sum(device_seconds), 0)::bigint FROM capacity_hourly
+			WHERE cluster = $1 AND class = $2`, s.Cluster, class).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got > want || got < want*98/100 {
+			t.Errorf("%s capacity %d device-seconds, want within 2 %% below %d", class, got, want)
+		}
+	}
 	if sum.Crashes != 1 || sum.Outages != 1 || sum.ScrapeGaps != 1 || sum.Restarts != 1 {
 		t.Errorf("faults played %+v, want one of each", sum)
 	}
