@@ -377,10 +377,20 @@ func recompute(ctx context.Context, tx pgx.Tx, cluster string, hours []int64, wa
 		args []any
 	}{
 		{"delete hourly rows", "DELETE FROM ledger_hourly l USING " + runs + inHours, []any{cluster, lo, hi}},
-		{"recompute hourly rows", "INSERT INTO ledger_hourly (cluster, hour, " + keyCols + ", " + valCols + ")" + recomputeSQL,
-			[]any{cluster, lo, hi, watermark}},
+		// Rows go in in hour order, the primary key's order after the
+		// cluster, so that a backfill of many hours fills the key's index
+		// from left to right instead of splitting pages all over it.
+		{"recompute hourly rows", "INSERT INTO ledger_hourly (cluster, hour, " + keyCols + ", " + valCols + ")" + recomputeSQL +
+			" ORDER BY h", []any{cluster, lo, hi, watermark}},
 		{"delete capacity rows", "DELETE FROM capacity_hourly l USING " + runs + inHours, []any{cluster, lo, hi}},
 		{"recompute capacity rows", capacitySQL, []any{cluster, lo, hi}},
+		// The rollups read the hourly or daily rows of runs given as
+		// arrays, which the planner cannot size: it expects a handful and
+		// sorts them, a backfill's tens of thousands included. Hashing is
+		// as cheap for a few rows and half the cost for many. The setting
+		// lasts until the transaction ends; the rollups are its last
+		// statements.
+		{"aggregate rollups by hashing", "SET LOCAL enable_sort = off", nil},
 		{"delete daily rows", "DELETE FROM ledger_daily l USING " + timeRuns +
 			" WHERE l.cluster = $1 AND l.day >= r.lo AND l.day < r.hi", []any{cluster, dayLo, dayHi}},
 		{"roll up days", dailySQL, []any{cluster, dayLo, dayHi}},
