@@ -137,7 +137,7 @@ func TestSimOpenMetricsConsecutiveRanges(t *testing.T) {
 	sort.Strings(names)
 	want := []string{"gpuledger_allocation_activity_ratio", "gpuledger_allocation_devices", "gpuledger_allocation_end_time_seconds",
 		"gpuledger_allocation_start_time_seconds", "gpuledger_allocation_weight_ratio", "gpuledger_exporter_time_seconds",
-		"gpuledger_gpu_energy_joules", "gpuledger_gpu_info", "up"}
+		"gpuledger_fpga_info", "gpuledger_gpu_energy_joules", "gpuledger_gpu_info", "up"}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("families %v, want %v", names, want)
 	}
