@@ -75,14 +75,10 @@ func ReadAlibabaPods(r io.Reader, name string) ([]AlibabaPod, error) {
 		if !ok {
 			return pods, nil
 		}
-		p := AlibabaPod{Name: t.str("name"), QoS: t.str("qos")}
-		if p.Name == "" {
-			return nil, t.errorf("name", "missing pod name")
+		p := AlibabaPod{QoS: t.str("qos")}
+		if p.Name, err = t.key("name", "pod", "missing pod name", seen); err != nil {
+			return nil, err
 		}
-		if prev, dup := seen[p.Name]; dup {
-			return nil, t.errorf("name", "duplicate pod %q (first on line %d)", p.Name, prev)
-		}
-		seen[p.Name] = t.line()
 		if p.NumGPU, err = t.int("num_gpu"); err != nil {
 			return nil, err
 		}
@@ -144,14 +140,10 @@ func ReadAlibabaNodes(r io.Reader, name string) ([]AlibabaNode, error) {
 		if !ok {
 			return nodes, nil
 		}
-		n := AlibabaNode{Name: t.str("sn"), Model: t.str("model")}
-		if n.Name == "" {
-			return nil, t.errorf("sn", "missing node name")
+		n := AlibabaNode{Model: t.str("model")}
+		if n.Name, err = t.key("sn", "node", "missing node name", seen); err != nil {
+			return nil, err
 		}
-		if prev, dup := seen[n.Name]; dup {
-			return nil, t.errorf("sn", "duplicate node %q (first on line %d)", n.Name, prev)
-		}
-		seen[n.Name] = t.line()
 		g, err := t.int("gpu")
 		if err != nil {
 			return nil, err

@@ -71,6 +71,21 @@ func (t *table) errorf(col, format string, args ...any) error {
 }
 
 // str returns the trimmed text of a column.
+// key reads col as a row's identifier: not empty, and not seen before in
+// seen (which maps identifiers to their lines). what names the row in the
+// duplicate error, missing is the error of an empty cell.
+func (t *table) key(col, what, missing string, seen map[string]int) (string, error) {
+	v := t.str(col)
+	if v == "" {
+		return "", t.errorf(col, "%s", missing)
+	}
+	if prev, dup := seen[v]; dup {
+		return "", t.errorf(col, "duplicate %s %q (first on line %d)", what, v, prev)
+	}
+	seen[v] = t.line()
+	return v, nil
+}
+
 func (t *table) str(col string) string {
 	return strings.TrimSpace(t.rec[t.cols[col]])
 }

@@ -36,14 +36,10 @@ func ReadPhillyJobs(r io.Reader, name string) ([]PhillyJob, error) {
 		if !ok {
 			return jobs, nil
 		}
-		j := PhillyJob{ID: t.str("job_id"), VC: t.str("user")}
-		if j.ID == "" {
-			return nil, t.errorf("job_id", "missing job id")
+		j := PhillyJob{VC: t.str("user")}
+		if j.ID, err = t.key("job_id", "job", "missing job id", seen); err != nil {
+			return nil, err
 		}
-		if prev, dup := seen[j.ID]; dup {
-			return nil, t.errorf("job_id", "duplicate job %q (first on line %d)", j.ID, prev)
-		}
-		seen[j.ID] = t.line()
 		if j.VC == "" {
 			return nil, t.errorf("user", "missing virtual cluster")
 		}
