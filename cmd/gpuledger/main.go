@@ -32,8 +32,10 @@ func commands() map[string]command {
 		"aggregator":      {"turn exporter samples into the hourly PostgreSQL ledger", cmdAggregator},
 		"replay":          {"run the real pipeline on a scenario on virtual time, faults included", cmdReplay},
 		"report":          {"write the ledger's GPU-hours over a range, grouped, as CSV or JSON", cmdReport},
+		"api":             {"serve the accounting API: usage, monthly reports, idle GPUs, quotas (OIDC)", cmdAPI},
 		"ledger close":    {"make a month of the ledger immutable (later corrections become adjustments)", cmdLedgerClose},
 		"demo":            {"run a simulated cluster and show where to look", cmdDemo},
+		"dashboards":      {"write the Grafana dashboards as JSON, one file per dashboard", cmdDashboards},
 		"version":         {"print the version", cmdVersion},
 	}
 }
