@@ -179,3 +179,31 @@ func parseFileSD(path string, raw []byte) ([]Target, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
+
+// Merged discovers the targets of several discoverers, each named for
+// what it discovers (e.g. a Service): a target is named "<name>/<its
+// name>", so that two exporters on one node — a node exporter and the
+// cluster-mode exporter — are two targets, whose allocations the
+// reconstruction never confuses. Targets are sorted by name.
+type Merged struct {
+	Names       []string
+	Discoverers []Discoverer
+}
+
+// Targets lists every discoverer's targets; any error fails the whole
+// list, so that no exporter looks gone because another list failed.
+func (m Merged) Targets(ctx context.Context) ([]Target, error) {
+	var out []Target
+	for i, d := range m.Discoverers {
+		ts, err := d.Targets(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Names[i], err)
+		}
+		for _, t := range ts {
+			t.Name = m.Names[i] + "/" + t.Name
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,7 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 	cluster := fs.String("cluster", "", "cluster name the ledger rows carry (required)")
 	targets := fs.String("targets", "", "exporters to scrape directly: host:port[,host:port…] (node=host:port to name one)")
 	targetsFile := fs.String("targets-file", "", "exporters to scrape directly: a Prometheus file_sd file, read again every round")
-	k8sService := fs.String("kubernetes-service", "", "exporters to scrape directly: the ready endpoints of this Service ([namespace/]name), found through the API server (in cluster)")
+	k8sService := fs.String("kubernetes-service", "", "exporters to scrape directly: the ready endpoints of these Services ([namespace/]name, comma-separated, e.g. the node exporters' and the cluster-mode exporter's), found through the API server (in cluster); with several, targets are named service/node")
 	k8sPort := fs.String("kubernetes-port", "metrics", "with --kubernetes-service: the endpoint port, by name or number")
 	promURL := fs.String("prometheus-url", "", "read the exporters' series from this Prometheus (or Thanos, Mimir) instead of scraping")
 	promJob := fs.String("prometheus-job", "", "with --prometheus-url: the job of the exporters' series")
@@ -161,8 +162,20 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 				return usageError{err}
 			}
 		case *k8sService != "":
-			if d, err = source.InClusterEndpoints(*k8sService, *k8sPort); err != nil {
-				return err
+			var m source.Merged
+			for svc := range strings.SplitSeq(*k8sService, ",") {
+				if svc = strings.TrimSpace(svc); svc == "" {
+					continue
+				}
+				e, err := source.InClusterEndpoints(svc, *k8sPort)
+				if err != nil {
+					return err
+				}
+				m.Names, m.Discoverers = append(m.Names, svc), append(m.Discoverers, e)
+			}
+			d = m
+			if len(m.Discoverers) == 1 {
+				d = m.Discoverers[0]
 			}
 		}
 		sc, err := source.NewScraper(d, source.ScraperOptions{Timeout: *timeout, Concurrency: *concurrency, Logger: logger})

@@ -1,0 +1,334 @@
+package deploy
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// baseValues are the values the plain manifests are rendered with.
+func baseValues(t *testing.T) map[string]any {
+	t.Helper()
+	v, err := chartutil.ReadValuesFile(manifestValuesFile)
+	if err != nil {
+		t.Fatalf("read %s: %v", manifestValuesFile, err)
+	}
+	return v.AsMap()
+}
+
+// values returns the base values with overlay (YAML) over them.
+func values(t *testing.T, overlay string) map[string]any {
+	t.Helper()
+	o, err := chartutil.ReadValues([]byte(overlay))
+	if err != nil {
+		t.Fatalf("overlay values: %v\n%s", err, overlay)
+	}
+	return chartutil.CoalesceTables(o.AsMap(), baseValues(t))
+}
+
+// testChart loads the chart with its generated files as the generator
+// would write them; edit, when not nil, changes it before rendering.
+func testChart(t *testing.T, edit func(*chart.Chart)) *chart.Chart {
+	t.Helper()
+	files, err := chartCopies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := loadChart(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(ch)
+	}
+	return ch
+}
+
+// release is a rendered chart, every object decoded.
+type release struct {
+	t    *testing.T
+	objs []object
+}
+
+// renderRelease renders the chart with vals as release name and decodes
+// every object strictly; any failure fails the test.
+func renderRelease(t *testing.T, ch *chart.Chart, name string, vals map[string]any) release {
+	t.Helper()
+	m, err := render(ch, name, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := decodeManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return release{t: t, objs: objs}
+}
+
+// renderOverlay renders the chart as the manifests' release with overlay
+// over the base values.
+func renderOverlay(t *testing.T, overlay string) release {
+	t.Helper()
+	return renderRelease(t, testChart(t, nil), releaseName, values(t, overlay))
+}
+
+func (r release) all(kind string) []object {
+	var out []object
+	for _, o := range r.objs {
+		if o.kind == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (r release) lookup(kind, name string) (object, bool) {
+	for _, o := range r.objs {
+		if o.kind == kind && o.meta.GetName() == name {
+			return o, true
+		}
+	}
+	return object{}, false
+}
+
+func (r release) get(kind, name string) any {
+	r.t.Helper()
+	o, ok := r.lookup(kind, name)
+	if !ok {
+		r.t.Fatalf("no %s %s rendered; have %s", kind, name, r.names())
+	}
+	return o.obj
+}
+
+func (r release) names() string {
+	var s []string
+	for _, o := range r.objs {
+		s = append(s, o.kind+"/"+o.meta.GetName())
+	}
+	return strings.Join(s, ", ")
+}
+
+func (r release) count(kind string) int { return len(r.all(kind)) }
+
+// workload is a DaemonSet or Deployment: its pod template and selector.
+type workload struct {
+	kind, name string
+	selector   map[string]string
+	pod        *corev1.PodTemplateSpec
+}
+
+func (r release) workloads() []workload {
+	var out []workload
+	for _, o := range r.objs {
+		switch w := o.obj.(type) {
+		case *appsv1.DaemonSet:
+			out = append(out, workload{o.kind, w.Name, w.Spec.Selector.MatchLabels, &w.Spec.Template})
+		case *appsv1.Deployment:
+			out = append(out, workload{o.kind, w.Name, w.Spec.Selector.MatchLabels, &w.Spec.Template})
+		}
+	}
+	return out
+}
+
+func (r release) workload(kind, name string) workload {
+	r.t.Helper()
+	for _, w := range r.workloads() {
+		if w.kind == kind && w.name == name {
+			return w
+		}
+	}
+	r.t.Fatalf("no %s %s rendered; have %s", kind, name, r.names())
+	return workload{}
+}
+
+// selects tells whether a Service selector picks the workload's pods.
+func selects(selector map[string]string, w workload) bool {
+	return len(selector) > 0 && labels.SelectorFromSet(selector).Matches(labels.Set(w.pod.Labels))
+}
+
+// container returns the pod's one container.
+func (w workload) container(t *testing.T) *corev1.Container {
+	t.Helper()
+	if len(w.pod.Spec.Containers) != 1 {
+		t.Fatalf("%s %s: %d containers, want 1", w.kind, w.name, len(w.pod.Spec.Containers))
+	}
+	return &w.pod.Spec.Containers[0]
+}
+
+// flagArgs splits a container's arguments after the subcommand into flag
+// name → value ("" for a flag without one). A repeated flag or an argument
+// that is not a flag is an error.
+func flagArgs(args []string) (string, map[string]string, error) {
+	if len(args) == 0 {
+		return "", nil, fmt.Errorf("no arguments")
+	}
+	out := map[string]string{}
+	for _, a := range args[1:] {
+		if !strings.HasPrefix(a, "--") {
+			return "", nil, fmt.Errorf("argument %q is not a --flag", a)
+		}
+		name, val, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if _, dup := out[name]; dup {
+			return "", nil, fmt.Errorf("--%s given twice", name)
+		}
+		out[name] = val
+	}
+	return args[0], out, nil
+}
+
+func mustFlags(t *testing.T, c *corev1.Container) (string, map[string]string) {
+	t.Helper()
+	cmd, flags, err := flagArgs(c.Args)
+	if err != nil {
+		t.Fatalf("container %s: %v", c.Name, err)
+	}
+	return cmd, flags
+}
+
+// envVar returns a container's variable of that name.
+func envVar(c *corev1.Container, name string) (corev1.EnvVar, bool) {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return corev1.EnvVar{}, false
+}
+
+// containerPort returns the container port of that name.
+func containerPort(c *corev1.Container, name string) (corev1.ContainerPort, bool) {
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return corev1.ContainerPort{}, false
+}
+
+func sorted(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// The flag.FlagSet methods that define a flag, and the index of the
+// flag's name among their arguments.
+var flagDefiners = map[string]int{
+	"String": 0, "Bool": 0, "Int": 0, "Int64": 0, "Uint": 0, "Uint64": 0, "Float64": 0, "Duration": 0,
+	"Func": 0, "BoolFunc": 0,
+	"StringVar": 1, "BoolVar": 1, "IntVar": 1, "Int64Var": 1, "UintVar": 1, "Uint64Var": 1,
+	"Float64Var": 1, "DurationVar": 1, "Var": 1, "TextVar": 1,
+}
+
+// binaryFlags reads the source of cmd/gpuledger and returns, for each
+// subcommand of its commands table, the flags its function defines, with
+// those of every package-level function it calls, directly or not.
+func binaryFlags(t *testing.T) map[string]map[string]bool {
+	t.Helper()
+	dir := filepath.Join(repoRoot, "cmd", "gpuledger")
+	paths, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no Go files in %s: %v", dir, err)
+	}
+	fset := token.NewFileSet()
+	defs := map[string]map[string]bool{} // function → flags it defines
+	calls := map[string][]string{}       // function → functions it calls
+	commands := map[string]string{}      // subcommand → function
+	for _, p := range paths {
+		if strings.HasSuffix(p, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseFile(fset, p, src, 0)
+		if err != nil {
+			t.Fatalf("parse %s: %v", p, err)
+		}
+		for _, decl := range f.Decls {
+			fd, ok := decl.(*ast.FuncDecl)
+			if !ok || fd.Body == nil || fd.Recv != nil {
+				continue
+			}
+			fn := fd.Name.Name
+			defs[fn] = map[string]bool{}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.CallExpr:
+					switch fun := n.Fun.(type) {
+					case *ast.Ident:
+						calls[fn] = append(calls[fn], fun.Name)
+					case *ast.SelectorExpr:
+						if i, ok := flagDefiners[fun.Sel.Name]; ok && len(n.Args) > i {
+							if name, ok := stringLit(n.Args[i]); ok {
+								defs[fn][name] = true
+							}
+						}
+					}
+				case *ast.KeyValueExpr:
+					// The commands table: "name": {summary, function}.
+					if fn != "commands" {
+						break
+					}
+					name, ok := stringLit(n.Key)
+					lit, isLit := n.Value.(*ast.CompositeLit)
+					if ok && isLit && len(lit.Elts) > 0 {
+						if id, ok := lit.Elts[len(lit.Elts)-1].(*ast.Ident); ok {
+							commands[name] = id.Name
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	if len(commands) == 0 {
+		t.Fatalf("no commands table found in %s (func commands)", dir)
+	}
+	out := map[string]map[string]bool{}
+	for cmd, root := range commands {
+		flags := map[string]bool{}
+		seen := map[string]bool{}
+		queue := []string{root}
+		for len(queue) > 0 {
+			fn := queue[0]
+			queue = queue[1:]
+			if seen[fn] {
+				continue
+			}
+			seen[fn] = true
+			for f := range defs[fn] {
+				flags[f] = true
+			}
+			queue = append(queue, calls[fn]...)
+		}
+		out[cmd] = flags
+	}
+	return out
+}
+
+func stringLit(e ast.Expr) (string, bool) {
+	lit, ok := e.(*ast.BasicLit)
+	if !ok || lit.Kind != token.STRING {
+		return "", false
+	}
+	s, err := strconv.Unquote(lit.Value)
+	return s, err == nil
+}
