@@ -20,12 +20,22 @@ import (
 	"github.com/gpuledger/gpuledger/sim/scenario"
 )
 
-// sources the exporter knows; only the simulator exists today.
-var exporterSources = []string{"sim"}
+// sources the exporter knows: the real devices and pods, or a simulated
+// node of a scenario.
+var exporterSources = []string{"real", "sim"}
 
 func cmdExporter(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlags("exporter", stderr)
-	source := fs.String("source", "", "where device and pod data come from: "+strings.Join(exporterSources, ", "))
+	source := fs.String("source", "", "where device and pod data come from: "+strings.Join(exporterSources, ", ")+
+		" (default: sim with --scenario, else real)")
+	mode := fs.String("mode", exporters.ModeNode, "real source: node (a DaemonSet's exporter of this node) or cluster (one replica: offloaded and pending requests, Kueue quotas)")
+	dcgmURL := fs.String("dcgm-exporter-url", "", "node-local dcgm-exporter /metrics URL, e.g. http://localhost:9400/metrics (enables the dcgm collector)")
+	fpgaRoot := fs.String("fpga-sysfs-root", "/sys", "where sysfs is mounted, for the fpga collector")
+	fpgaXbutil := fs.String("fpga-xbutil", "", "xbutil/xrt-smi JSON: a command, a .json file, or off (default: xrt-smi or xbutil when installed)")
+	kubeletSocket := fs.String("kubelet-socket", "/var/lib/kubelet/pod-resources/kubelet.sock", "kubelet pod-resources socket")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster service account)")
+	attrConfig := fs.String("attribution-config", "", "attribution rules file (default: the built-in rules of docs/attribution.md)")
+	replicas := fs.Int("default-replicas", 0, "time-slicing replicas per GPU when the kubelet does not advertise them")
 	scenarioFile := fs.String("scenario", "", "scenario file to simulate (--source sim)")
 	nodeName := fs.String("node-name", os.Getenv("NODE_NAME"), "node whose devices and pods to serve (default $NODE_NAME)")
 	listen := fs.String("listen-address", ":9835", "address to serve /metrics, /healthz and /readyz on")
@@ -36,7 +46,7 @@ func cmdExporter(ctx context.Context, args []string, _, stderr io.Writer) error 
 	retention := fs.Duration("ended-retention", 0, "how long ended allocations stay exported (default: the scenario's, 1h if it says nothing)")
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web configuration file enabling TLS or basic authentication")
 	maxRequests := fs.Int("web.max-requests", 40, "maximum concurrent /metrics requests (0: no limit)")
-	collectorTimeout := fs.Duration("collector-timeout", 0, "time limit of each collector in a scrape (0: none; the simulated source only reads memory)")
+	collectorTimeout := fs.Duration("collector-timeout", 0, "time limit of each collector in a scrape (0: none for sim, 2s for real sources)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,21 +57,11 @@ func cmdExporter(ctx context.Context, args []string, _, stderr io.Writer) error 
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	switch *source {
-	case "sim":
-	case "":
-		return usagef("--source is required (%s)", strings.Join(exporterSources, ", "))
-	default:
-		return usagef("unknown --source %q (%s)", *source, strings.Join(exporterSources, ", "))
-	}
-	if *scenarioFile == "" {
-		return usagef("--source sim needs --scenario FILE")
-	}
-	if *nodeName == "" {
-		return usagef("--node-name is required (or set $NODE_NAME)")
-	}
-	if *simSpeed <= 0 {
-		return usagef("--sim-speed %v: must be positive", *simSpeed)
+	if *source == "" {
+		*source = "real"
+		if *scenarioFile != "" {
+			*source = "sim"
+		}
 	}
 	if *retention < 0 {
 		return usagef("--ended-retention %s: must not be negative", *retention)
@@ -74,6 +74,66 @@ func cmdExporter(ctx context.Context, args []string, _, stderr io.Writer) error 
 		if n = strings.TrimSpace(n); n != "" {
 			names = append(names, n)
 		}
+	}
+	inFlight := *maxRequests
+	if inFlight == 0 {
+		inFlight = -1
+	}
+	serverOpts := server.Options{
+		MaxRequestsInFlight: inFlight,
+		WebConfigFile:       *webConfig,
+		Name:                "gpuledger exporter",
+		Version:             version.Info(),
+	}
+	switch *source {
+	case "sim":
+	case "real":
+		if *scenarioFile != "" {
+			return usagef("--scenario is for --source sim")
+		}
+		rules := attribution.Default()
+		if *attrConfig != "" {
+			r, err := attribution.LoadRules(*attrConfig)
+			if err != nil {
+				return usagef("--attribution-config: %v", err)
+			}
+			rules = r
+		}
+		if *replicas < 0 {
+			return usagef("--default-replicas %d: must not be negative", *replicas)
+		}
+		n, err := exporters.NewNode(exporters.NodeOptions{
+			Mode: *mode, Node: *nodeName, Collectors: names, DCGMURL: *dcgmURL,
+			FPGASysfsRoot: *fpgaRoot, FPGAXbutil: *fpgaXbutil, KubeletSocket: *kubeletSocket,
+			Kubeconfig: *kubeconfig, Rules: rules, Retention: *retention, DefaultReplicas: *replicas,
+			CollectorTimeout: *collectorTimeout, Server: serverOpts, Logger: logger,
+		})
+		if err != nil {
+			return usagef("%v", err)
+		}
+		l, err := server.Listen(*listen)
+		if err != nil {
+			n.Close()
+			return err
+		}
+		logger.Info("listening", "address", l.Addr().String(), "mode", *mode, "node", *nodeName,
+			"collectors", strings.Join(n.Collectors(), ","))
+		if err := n.Serve(ctx, l); err != nil {
+			return err
+		}
+		logger.Info("stopped")
+		return nil
+	default:
+		return usagef("unknown --source %q (%s)", *source, strings.Join(exporterSources, ", "))
+	}
+	if *scenarioFile == "" {
+		return usagef("--source sim needs --scenario FILE")
+	}
+	if *nodeName == "" {
+		return usagef("--node-name is required (or set $NODE_NAME)")
+	}
+	if *simSpeed <= 0 {
+		return usagef("--sim-speed %v: must be positive", *simSpeed)
 	}
 
 	s, err := scenario.Load(*scenarioFile)
@@ -102,21 +162,12 @@ func cmdExporter(ctx context.Context, args []string, _, stderr io.Writer) error 
 		}
 		return err
 	}
-	inFlight := *maxRequests
-	if inFlight == 0 {
-		inFlight = -1
-	}
 	srv, err := exporters.NewSimNode(src, exporters.Options{
 		Collectors:       names,
 		CollectorTimeout: *collectorTimeout,
 		ProcessMetrics:   true,
 		Logger:           logger,
-		Server: server.Options{
-			MaxRequestsInFlight: inFlight,
-			WebConfigFile:       *webConfig,
-			Name:                "gpuledger exporter",
-			Version:             version.Info(),
-		},
+		Server:           serverOpts,
 	})
 	if err != nil {
 		return err

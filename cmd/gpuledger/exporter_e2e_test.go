@@ -254,7 +254,13 @@ func TestExporterFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{}, "--source is required"},
+		{[]string{}, "node mode needs the node name"},
+		{[]string{"--node-name", "n1", "--mode", "galaxy"}, `unknown mode "galaxy"`},
+		{[]string{"--node-name", "n1", "--collectors", "sim"}, `collector "sim" is not available in node mode`},
+		{[]string{"--node-name", "n1", "--collectors", "dcgm"}, "needs --dcgm-exporter-url"},
+		{[]string{"--mode", "cluster", "--kubeconfig", "/nonexistent/kubeconfig"}, "cluster mode needs the Kubernetes API"},
+		{[]string{"--node-name", "n1", "--attribution-config", "/nonexistent/rules.yaml"}, "--attribution-config"},
+		{[]string{"--node-name", "n1", "--scenario", smallScenario, "--source", "real"}, "--scenario is for --source sim"},
 		{[]string{"--source", "nvml"}, `unknown --source "nvml"`},
 		{[]string{"--source", "sim"}, "needs --scenario"},
 		{[]string{"--source", "sim", "--scenario", smallScenario, "--node-name", ""}, "--node-name is required"},

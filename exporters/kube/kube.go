@@ -28,6 +28,9 @@ type Pod struct {
 	// Virtual is true for a pod on a virtual node
 	// (label virtual-node.interlink/type=virtual-kubelet on the node).
 	Virtual bool
+	// RemoteModel is the model of the remote GPUs a virtual node declares
+	// (see KeyGPUModel); "" when not declared or not virtual.
+	RemoteModel string
 	// Containers are the pod's containers' times, by container name.
 	Containers map[string]ContainerTimes
 	// Requests are the pod's accelerator requests by extended-resource
