@@ -12,7 +12,7 @@ import (
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
-	out := fs.String("out", "demo-out", "directory for the scenario, the ground truth and the Prometheus configuration")
+	out := fs.String("out", "demo-out", "directory for the scenario, the ground truth, the Prometheus configuration, the dashboards, the alert rules and the API tokens")
 	traceDir := fs.String("trace-dir", envOr("TRACE_DIR", defaultTraceDir), "directory of the public traces (default $TRACE_DIR, else "+defaultTraceDir+")")
 	generated := fs.Bool("generated", false, "use a generated cluster even when the public traces are at hand")
 	window := fs.Duration("window", demo.DefaultWindow, "length of the simulated range")

@@ -1,9 +1,12 @@
 // Package demo runs gpuledger's simulated pipeline for a person to look at:
 // it picks a scenario (a window of the public Alibaba GPU v2023 trace when
 // the traces are at hand, a generated AI_INFN-like cluster otherwise),
-// writes it and its exact ground truth, serves one simulated exporter per
-// node on loopback on virtual time, checks each answers, and prints where
-// to look.
+// writes it and its exact ground truth, replays it through the real
+// pipeline into the ledger, writes the Grafana dashboards and the alert
+// rules, serves one simulated exporter per node on loopback on virtual
+// time (checking each answers) and the usage page and accounting API on
+// the replayed ledger with a development identity provider, and prints
+// where to look.
 package demo
 
 import (
@@ -38,8 +41,9 @@ import (
 
 // Options configure a demo run.
 type Options struct {
-	// Out is the directory the scenario, reports and Prometheus
-	// configuration are written to.
+	// Out is the directory the scenario, reports, Prometheus
+	// configuration, dashboards, alert rules and API tokens are written
+	// to.
 	Out string
 	// TraceDir holds the public traces; when its Alibaba v2023 files are
 	// missing the demo generates a cluster instead.
@@ -128,7 +132,8 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 		s.Start.Format(time.RFC3339), s.End.Format(time.RFC3339), len(s.Pods), len(allocs), len(busy), len(s.Nodes))
 	p.say("  written to %s", scenFile)
 
-	if err := groundTruth(&p, opts.Out, s, allocs); err != nil {
+	detail, err := groundTruth(&p, opts.Out, s, allocs)
+	if err != nil {
 		return err
 	}
 	dbURL := opts.DatabaseURL
@@ -140,13 +145,19 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 		defer stop()
 		dbURL = url
 	}
+	arts, err := writeArtifacts(opts.Out)
+	if err != nil {
+		return err
+	}
+	promConfig := filepath.Join(opts.Out, "prometheus.yml")
+	arts.say(&p, promConfig)
 
 	clk := clock.NewVirtual(s.Start, opts.Speed)
 	targets, err := serve(ctx, s, allocs, busy, clk, opts.Logger)
 	if err != nil {
 		return err
 	}
-	if err := writeTargets(opts.Out, s, targets); err != nil {
+	if err := writeTargets(opts.Out, s, targets, arts.rules); err != nil {
 		return err
 	}
 	healthy := check(ctx, targets)
@@ -164,13 +175,24 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 	if len(targets) == 0 {
 		return errors.New("demo: the scenario holds no allocation to serve")
 	}
+	// The page and the API read the ledger the replay wrote; a demo
+	// without a replay has none to show.
+	if !opts.NoLedger {
+		who := pickPeople(detail)
+		acct, err := serveAPI(ctx, opts, dbURL, who)
+		if err != nil {
+			return err
+		}
+		defer acct.stop()
+		acct.say(&p, s, who)
+	}
 	first := targets[0]
 	p.say("")
 	p.say("Where to look:")
 	p.say("  curl -s http://%s/metrics | grep ^gpuledger_allocation_start_time_seconds", first.addr)
 	p.say("  curl -s 'http://%s/metrics?at=%s' | grep ^gpuledger_allocation_end   # any instant (simulation only)",
 		first.addr, s.Start.Add(s.End.Sub(s.Start)/2).Format(time.RFC3339))
-	p.say("  prometheus --config.file=%s   # scrape every exporter (file_sd targets)", filepath.Join(opts.Out, "prometheus.yml"))
+	p.say("  prometheus --config.file=%s   # scrape every exporter (file_sd targets), with the alert rules", promConfig)
 	p.say("  bin/gpuledger sim truth --scenario %s --group-by project,user,resource", scenFile)
 	if dbURL != "" {
 		p.say("  bin/gpuledger report --database-url '%s' --from %s --to %s --group-by project,user,resource",
@@ -273,15 +295,16 @@ func busyNodes(s *scenario.Scenario, allocs []scenario.Allocation) []string {
 }
 
 // groundTruth writes the exact allocated GPU-hours by project and by
-// project, user and resource, and prints the largest projects.
-func groundTruth(p *printer, out string, s *scenario.Scenario, allocs []scenario.Allocation) error {
+// project, user and resource, prints the largest projects, and returns
+// the latter report.
+func groundTruth(p *printer, out string, s *scenario.Scenario, allocs []scenario.Allocation) (*truth.Report, error) {
 	byProject, err := truth.Compute(allocs, s.Start, s.End, []string{truth.KeyProject})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	detail, err := truth.Compute(allocs, s.Start, s.End, []string{truth.KeyProject, truth.KeyUser, truth.KeyResource})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	files := []struct {
 		name string
@@ -296,7 +319,7 @@ func groundTruth(p *printer, out string, s *scenario.Scenario, allocs []scenario
 			}
 			return f.rep.Write(tw)
 		}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	rows := byProject.Rows
@@ -312,7 +335,7 @@ func groundTruth(p *printer, out string, s *scenario.Scenario, allocs []scenario
 		p.say("  %-20s %12.3f GPU-h", r.Keys[0], float64(r.AllocatedMilliGPUSeconds)/3.6e6)
 	}
 	p.say("  written to %s and %s", filepath.Join(out, files[0].name), filepath.Join(out, files[1].name))
-	return nil
+	return detail, nil
 }
 
 type target struct {
@@ -386,8 +409,8 @@ func check(ctx context.Context, targets []target) int {
 }
 
 // writeTargets writes a Prometheus file_sd target list and a configuration
-// that scrapes it at the scenario's interval.
-func writeTargets(out string, s *scenario.Scenario, targets []target) error {
+// that scrapes it at the scenario's interval and loads the rule file.
+func writeTargets(out string, s *scenario.Scenario, targets []target, rules string) error {
 	type group struct {
 		Targets []string          `json:"targets"`
 		Labels  map[string]string `json:"labels"`
@@ -406,16 +429,23 @@ func writeTargets(out string, s *scenario.Scenario, targets []target) error {
 	}
 	abs, err := filepath.Abs(tf)
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err)
 	}
-	cfg := fmt.Sprintf(`# Scrapes the demo's simulated exporters. Generated by gpuledger demo.
+	absRules, err := filepath.Abs(rules)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	cfg := fmt.Sprintf(`# Scrapes the demo's simulated exporters and evaluates gpuledger's alert
+# rules. Generated by gpuledger demo.
 global:
   scrape_interval: %s
+rule_files:
+  - %q
 scrape_configs:
   - job_name: gpuledger-exporter
     file_sd_configs:
       - files: [%q]
-`, s.ScrapeInterval.D(), abs)
+`, s.ScrapeInterval.D(), absRules, abs)
 	return writeFile(filepath.Join(out, "prometheus.yml"), func(w io.Writer) error {
 		_, err := io.WriteString(w, cfg)
 		return err
