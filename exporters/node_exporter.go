@@ -315,7 +315,10 @@ func (n *Node) attribution(opts NodeOptions, inv *node.Inventory, log *slog.Logg
 		pods = inf
 	}
 	ac, err := alloc.New(kl, pods, inv, alloc.Options{Node: opts.Node, Retention: opts.Retention,
-		DefaultReplicas: opts.DefaultReplicas, Logger: log})
+		DefaultReplicas: opts.DefaultReplicas, Logger: log,
+		// Activity comes from NVML and DCGM polls (10 s apart by default):
+		// stale after two missed polls, not after two kubelet polls.
+		ActivityMaxAge: 2 * max(nvml.DefaultInterval, dcgm.DefaultInterval)})
 	if err != nil {
 		return nil, err
 	}

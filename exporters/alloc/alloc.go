@@ -84,6 +84,11 @@ type Options struct {
 	// polls, and half the age past which a device's activity is stale;
 	// zero is kubelet.DefaultInterval.
 	Interval time.Duration
+	// ActivityMaxAge is the age past which a device's activity is stale
+	// and no longer exported; zero is twice Interval. Set it to at least
+	// twice the device sources' poll interval (NVML and DCGM poll every
+	// 10 s by default).
+	ActivityMaxAge time.Duration
 	// DefaultReplicas is the number of time-slicing replicas of a GPU
 	// when the kubelet does not advertise them (a kubelet without
 	// GetAllocatableResources): the device plugin's configured
@@ -167,7 +172,7 @@ func New(kl Kubelet, pods kube.Pods, inv *node.Inventory, opts Options) (*Collec
 	if opts.Node == "" {
 		return nil, errors.New("alloc: no node name")
 	}
-	if opts.Retention < 0 || opts.Interval < 0 || opts.DefaultReplicas < 0 {
+	if opts.Retention < 0 || opts.Interval < 0 || opts.DefaultReplicas < 0 || opts.ActivityMaxAge < 0 {
 		return nil, fmt.Errorf("alloc: negative retention %s, interval %s or replicas %d", opts.Retention, opts.Interval, opts.DefaultReplicas)
 	}
 	opts.Retention = cmp.Or(opts.Retention, DefaultRetention)
@@ -287,6 +292,9 @@ func (c *Collector) Reconcile() {
 	unresolved := 0
 	for _, kp := range snap.Pods {
 		pod, podOK := byName[kp.Namespace+"/"+kp.Name]
+		// A pod whose attribution may still change waits, as an unknown
+		// pod does: an allocation keeps the labels it is created with.
+		podOK = podOK && !pod.Provisional
 		for _, ct := range kp.Containers {
 			for _, ds := range ct.Devices {
 				for _, id := range ds.IDs {
@@ -540,7 +548,7 @@ func (a *allocation) build() {
 func (c *Collector) publish(now time.Time, kubeletUp, apiUp bool, unresolved int) {
 	all := c.sorted()
 	out := make([]prometheus.Metric, 0, 5*len(all)+3)
-	maxAge := 2 * c.opts.Interval
+	maxAge := cmp.Or(c.opts.ActivityMaxAge, 2*c.opts.Interval)
 	for _, a := range all {
 		out = append(out, a.series...)
 		if !a.end.IsZero() {

@@ -313,6 +313,7 @@ func (i *Informers) waitLookups(ctx context.Context) bool {
 			st.pod.Attribution = i.cfg.Rules.Resolve(st.attrPod, i)
 			st.resolved = true
 		}
+		st.pod.Provisional = false
 	}
 	i.mu.Unlock()
 	i.notify()
@@ -531,6 +532,7 @@ func (i *Informers) update(st *podState, p *corev1.Pod, reqs map[string]int64, d
 		v.Attribution = i.cfg.Rules.Resolve(st.attrPod, i)
 		st.resolved = i.lookupsReady.Load()
 	}
+	v.Provisional = !st.resolved
 	if !st.nodeKnown {
 		if ni, ok := i.Node(p.Spec.NodeName); ok {
 			v.Virtual, v.Site, v.RemoteModel = ni.Virtual, ni.Site, ni.GPUModel

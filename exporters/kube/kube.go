@@ -23,6 +23,11 @@ type Pod struct {
 	// rules when the pod was first seen with the metadata it then had
 	// (the attribution in force when the usage happened).
 	Attribution attribution.Result
+	// Provisional is true while Attribution was resolved before the
+	// lookups it may need (namespaces, Kueue LocalQueues) had synced: it
+	// may still change. Consumers that keep an attribution for the life
+	// of an allocation wait until it is false.
+	Provisional bool
 	// Site is the InterLink site of a pod on a virtual node; "" otherwise.
 	Site string
 	// Virtual is true for a pod on a virtual node

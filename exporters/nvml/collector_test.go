@@ -25,6 +25,7 @@ import (
 	"github.com/gpuledger/gpuledger/accounting"
 	"github.com/gpuledger/gpuledger/exporters/collector"
 	"github.com/gpuledger/gpuledger/exporters/node"
+	"github.com/gpuledger/gpuledger/exporters/nvml/nvmltest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden exposition files under testdata/")
@@ -36,7 +37,7 @@ type clock struct{ now time.Time }
 
 func (c *clock) Now() time.Time { return c.now }
 
-func newCollector(t *testing.T, f *fakeLib, inv *node.Inventory) (*Collector, *clock) {
+func newCollector(t *testing.T, f *nvmltest.Lib, inv *node.Inventory) (*Collector, *clock) {
 	t.Helper()
 	clk := &clock{now: t0}
 	c, err := New(f, Options{Node: "gpu-node-1", Inventory: inv, Now: clk.Now, EventWait: 5 * time.Millisecond})
@@ -102,8 +103,8 @@ func count(mfs []*dto.MetricFamily, name string) int {
 	return 0
 }
 
-func gpuLabels(f *fakeLib, i int) map[string]string {
-	return map[string]string{"node": "gpu-node-1", "gpu": strconv.Itoa(i), "uuid": f.gpus[i].UUID}
+func gpuLabels(f *nvmltest.Lib, i int) map[string]string {
+	return map[string]string{"node": "gpu-node-1", "gpu": strconv.Itoa(i), "uuid": f.GPUs[i].UUID}
 }
 
 func with(m map[string]string, kv ...string) map[string]string {
@@ -195,8 +196,8 @@ func TestA100MIG(t *testing.T) {
 		{7, 1, 2, "3g.40gb", 0.5, 40192 * mib, 0},
 	}
 	for _, w := range want {
-		m := f.gpus[w.gpu].migs[w.n]
-		labels := with(gpuLabels(f, w.gpu), "mig_uuid", m.uuid, "gpu_instance_id", itoa(w.gi),
+		m := f.GPUs[w.gpu].MIGs[w.n]
+		labels := with(gpuLabels(f, w.gpu), "mig_uuid", m.UUID, "gpu_instance_id", itoa(w.gi),
 			"compute_instance_id", "0", "profile", w.profile)
 		for name, v := range map[string]float64{
 			"gpuledger_mig_instance_info":               1,
@@ -231,7 +232,7 @@ func TestA100Inventory(t *testing.T) {
 		t.Fatalf("%d devices, want 6 GPUs and 6 MIG instances: %+v", len(devs), devs)
 	}
 	for i := range 6 {
-		g := f.gpus[i]
+		g := f.GPUs[i]
 		d, ok := byID[g.UUID]
 		want := node.Device{ID: g.UUID, Class: accounting.ClassGPU, GPUUUID: g.UUID, GPU: itoa(i),
 			Model: "NVIDIA A100-SXM4-80GB", GPUInstanceID: -1, ComputeInstanceID: -1, WeightMilli: 1000}
@@ -244,17 +245,17 @@ func TestA100Inventory(t *testing.T) {
 		}
 	}
 	for _, i := range []int{6, 7} {
-		if _, ok := byID[f.gpus[i].UUID]; ok {
+		if _, ok := byID[f.GPUs[i].UUID]; ok {
 			t.Errorf("MIG-enabled GPU %d published as a whole GPU", i)
 		}
 	}
-	m := f.gpus[6].migs[1]
-	want := node.Device{ID: m.uuid, Class: accounting.ClassMIG, GPUUUID: f.gpus[6].UUID, GPU: "6",
+	m := f.GPUs[6].MIGs[1]
+	want := node.Device{ID: m.UUID, Class: accounting.ClassMIG, GPUUUID: f.GPUs[6].UUID, GPU: "6",
 		Model: "NVIDIA A100-SXM4-80GB", Profile: "1g.10gb", GPUInstanceID: 9, ComputeInstanceID: 0, WeightMilli: 143}
-	if d := byID[m.uuid]; d != want {
+	if d := byID[m.UUID]; d != want {
 		t.Errorf("MIG device %+v, want %+v", d, want)
 	}
-	if d := byID[f.gpus[7].migs[0].uuid]; d.Profile != "3g.40gb" || d.WeightMilli != 500 {
+	if d := byID[f.GPUs[7].MIGs[0].UUID]; d.Profile != "3g.40gb" || d.WeightMilli != 500 {
 		t.Errorf("3g.40gb device %+v, want weight 500", d)
 	}
 	// The weights NVML's profile info gives are the static table's.
@@ -267,11 +268,11 @@ func TestA100Inventory(t *testing.T) {
 		}
 	}
 	// The old kubelet ID form resolves to the instance.
-	if d, _, ok := inv.Lookup("MIG-" + f.gpus[6].UUID + "/9/0"); !ok || d.ID != m.uuid {
+	if d, _, ok := inv.Lookup("MIG-" + f.GPUs[6].UUID + "/9/0"); !ok || d.ID != m.UUID {
 		t.Errorf("legacy lookup = %+v, %v", d, ok)
 	}
 	// No GPM on the A100: the MIG instances have no activity.
-	if _, ok := inv.Activity(m.uuid, t0, time.Minute); ok {
+	if _, ok := inv.Activity(m.UUID, t0, time.Minute); ok {
 		t.Error("MIG instance activity published without GPM")
 	}
 }
@@ -287,20 +288,20 @@ func TestH200GPM(t *testing.T) {
 		t.Errorf("%d GPM series after the first poll, want 0", n)
 	}
 	// The whole GPU falls back to its utilization meanwhile.
-	if a, ok := inv.Activity(f.gpus[0].UUID, t0, time.Minute); !ok || !near(a.Ratio, 0.97) {
+	if a, ok := inv.Activity(f.GPUs[0].UUID, t0, time.Minute); !ok || !near(a.Ratio, 0.97) {
 		t.Errorf("activity before GPM = %+v, %v; want the utilization 0.97", a, ok)
 	}
 
 	// The workload changes; the next poll measures the interval between.
-	f.gpus[0].spec.gpmPct = 25
-	f.gpus[1].migs[0].spec.gpmPct = 90
-	f.gpus[1].migs[1].spec.gpmPct = 90
+	f.GPUs[0].Spec.GPMPct = 25
+	f.GPUs[1].MIGs[0].Spec.GPMPct = 90
+	f.GPUs[1].MIGs[1].Spec.GPMPct = 90
 	clk.now = t0.Add(10 * time.Second)
 	c.poll()
 	mfs = gather(t, c)
 	g0, g1 := gpuLabels(f, 0), gpuLabels(f, 1)
 	migLabels := func(n int, gi, ci, profile string) map[string]string {
-		return with(g1, "mig_uuid", f.gpus[1].migs[n].uuid, "gpu_instance_id", gi, "compute_instance_id", ci, "profile", profile)
+		return with(g1, "mig_uuid", f.GPUs[1].MIGs[n].UUID, "gpu_instance_id", gi, "compute_instance_id", ci, "profile", profile)
 	}
 	cases := []struct {
 		name   string
@@ -333,43 +334,40 @@ func TestH200GPM(t *testing.T) {
 	}
 	// Inventory activity: GPM wins over the utilization on whole GPUs.
 	for id, want := range map[string]float64{
-		f.gpus[0].UUID:         0.25,
-		f.gpus[1].migs[0].uuid: 0.90,
-		f.gpus[1].migs[2].uuid: 0.05,
+		f.GPUs[0].UUID:         0.25,
+		f.GPUs[1].MIGs[0].UUID: 0.90,
+		f.GPUs[1].MIGs[2].UUID: 0.05,
 	} {
 		a, ok := inv.Activity(id, clk.now, time.Minute)
 		if !ok || !near(a.Ratio, want) || !a.At.Equal(clk.now) {
 			t.Errorf("activity of %s = %+v, %v; want %v at %v", id, a, ok, want, clk.now)
 		}
 	}
-	d, _, ok := inv.Lookup(f.gpus[1].migs[1].uuid)
+	d, _, ok := inv.Lookup(f.GPUs[1].MIGs[1].UUID)
 	if !ok || d.Profile != "2c.3g.71gb" || d.WeightMilli != 333 || d.GPUInstanceID != 1 || d.ComputeInstanceID != 1 {
 		t.Errorf("compute-instance device %+v, %v", d, ok)
 	}
 	// GPM samples: two per unit (2 GPUs, 2 GPU instances), freed on Close.
-	f.mu.Lock()
-	allocs := f.allocs
-	f.mu.Unlock()
+	allocs := f.Stats().SampleAllocs
 	if allocs != 8 {
 		t.Errorf("%d GPM samples allocated, want 8", allocs)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.frees != f.allocs {
-		t.Errorf("%d of %d GPM samples freed", f.frees, f.allocs)
+	st := f.Stats()
+	if st.SampleFrees != st.SampleAllocs {
+		t.Errorf("%d of %d GPM samples freed", st.SampleFrees, st.SampleAllocs)
 	}
-	if f.shutdns != 1 {
-		t.Errorf("Shutdown called %d times, want 1", f.shutdns)
+	if st.Shutdowns != 1 {
+		t.Errorf("Shutdown called %d times, want 1", st.Shutdowns)
 	}
 }
 
 // An old driver without the GPM functions: they are never called.
 func TestGPMSymbolsMissing(t *testing.T) {
 	f := newH200(t)
-	f.noSymbols["nvmlGpmMigSampleGet"] = true
+	f.HideSymbol("nvmlGpmMigSampleGet")
 	c, clk := newCollector(t, f, nil)
 	c.poll()
 	clk.now = clk.now.Add(10 * time.Second)
@@ -378,7 +376,7 @@ func TestGPMSymbolsMissing(t *testing.T) {
 	if n := count(mfs, "gpuledger_gpu_activity_ratio") + count(mfs, "gpuledger_mig_instance_activity_ratio"); n != 0 {
 		t.Errorf("%d GPM series without the GPM symbols", n)
 	}
-	for _, g := range f.gpus {
+	for _, g := range f.GPUs {
 		if n := len(g.GpmQueryDeviceSupportCalls()) + len(g.GpmSampleGetCalls()); n != 0 {
 			t.Errorf("GPU %s: %d GPM calls on a driver without GPM", g.UUID, n)
 		}
@@ -391,9 +389,9 @@ func TestGPMSymbolsMissing(t *testing.T) {
 func TestNotSupportedOmitsSeries(t *testing.T) {
 	f := newA100(t)
 	for _, call := range []string{"GetPowerUsage", "GetTotalEnergyConsumption", "GetTotalEccErrors", "GetClockInfo"} {
-		f.gpus[1].fail[call] = nvml.ERROR_NOT_SUPPORTED
+		f.GPUs[1].Fail[call] = nvml.ERROR_NOT_SUPPORTED
 	}
-	f.gpus[6].fail["GetMemoryInfo(MIG)"] = nvml.ERROR_NOT_SUPPORTED
+	f.GPUs[6].Fail["GetMemoryInfo(MIG)"] = nvml.ERROR_NOT_SUPPORTED
 	c, _ := newCollector(t, f, nil)
 	c.poll()
 	mfs := gather(t, c)
@@ -433,9 +431,9 @@ func TestErrorOnOneGPU(t *testing.T) {
 	c.poll() // a good poll first
 	before := len(inv.Devices())
 
-	f.gpus[2].fail["GetPowerUsage"] = nvml.ERROR_UNKNOWN
-	f.gpus[3].fail["GetUUID"] = nvml.ERROR_GPU_IS_LOST
-	f.gpus[7].fail["GetMigMode"] = nvml.ERROR_UNKNOWN
+	f.GPUs[2].Fail["GetPowerUsage"] = nvml.ERROR_UNKNOWN
+	f.GPUs[3].Fail["GetUUID"] = nvml.ERROR_GPU_IS_LOST
+	f.GPUs[7].Fail["GetMigMode"] = nvml.ERROR_UNKNOWN
 	for range 2 {
 		clk.now = clk.now.Add(10 * time.Second)
 		c.poll()
@@ -478,7 +476,7 @@ func TestErrorOnOneGPU(t *testing.T) {
 	if n := len(inv.Devices()); n != before {
 		t.Errorf("%d devices after the failures, want the %d of the last good poll", n, before)
 	}
-	if _, _, ok := inv.Lookup(f.gpus[7].migs[0].uuid); !ok {
+	if _, _, ok := inv.Lookup(f.GPUs[7].MIGs[0].UUID); !ok {
 		t.Error("GPU 7's MIG instance dropped from the inventory on a failed MIG mode read")
 	}
 }
@@ -503,7 +501,7 @@ func TestWholePollFailure(t *testing.T) {
 }
 
 func TestNoGPU(t *testing.T) {
-	f := newFake(t, a100SXM4_80GB(), 81920, "nogpu000", false, nil)
+	f := nvmltest.NewA100(t, "00000000", nil)
 	c, _ := newCollector(t, f, nil)
 	c.poll()
 	var got []prometheus.Metric
@@ -541,9 +539,9 @@ func TestStaleSnapshot(t *testing.T) {
 // name and the weight from the static table.
 func TestWeightFallback(t *testing.T) {
 	f := newA100(t)
-	f.gpus[6].fail["GetGpuInstanceById"] = nvml.ERROR_NO_PERMISSION
-	f.gpus[6].fail["GetAttributes(MIG)"] = nvml.ERROR_NOT_SUPPORTED
-	f.gpus[7].fail["GetGpuInstanceById"] = nvml.ERROR_NO_PERMISSION // attributes still work
+	f.GPUs[6].Fail["GetGpuInstanceById"] = nvml.ERROR_NO_PERMISSION
+	f.GPUs[6].Fail["GetAttributes(MIG)"] = nvml.ERROR_NOT_SUPPORTED
+	f.GPUs[7].Fail["GetGpuInstanceById"] = nvml.ERROR_NO_PERMISSION // attributes still work
 	inv := node.NewInventory()
 	c, _ := newCollector(t, f, inv)
 	c.poll()
@@ -552,7 +550,7 @@ func TestWeightFallback(t *testing.T) {
 		profile string
 		weight  int64
 	}{{6, 0, "3g.40gb", 500}, {6, 1, "1g.10gb", 143}, {7, 1, "3g.40gb", 500}} {
-		d, _, ok := inv.Lookup(f.gpus[tc.gpu].migs[tc.n].uuid)
+		d, _, ok := inv.Lookup(f.GPUs[tc.gpu].MIGs[tc.n].UUID)
 		if !ok || d.Profile != tc.profile || d.WeightMilli != tc.weight {
 			t.Errorf("GPU %d MIG %d = %+v (%v), want %s weighing %d", tc.gpu, tc.n, d, ok, tc.profile, tc.weight)
 		}
@@ -562,28 +560,28 @@ func TestWeightFallback(t *testing.T) {
 		t.Errorf("missing permission counted as an error (%d series)", n)
 	}
 	// Neither profile info nor a usable name: no weight, not published.
-	f.gpus[7].fail["GetAttributes(MIG)"] = nvml.ERROR_NOT_SUPPORTED
-	f.gpus[7].migs[0].name = "NVIDIA A100-SXM4-80GB"
+	f.GPUs[7].Fail["GetAttributes(MIG)"] = nvml.ERROR_NOT_SUPPORTED
+	f.GPUs[7].MIGs[0].Name = "NVIDIA A100-SXM4-80GB"
 	c.poll()
-	if _, _, ok := inv.Lookup(f.gpus[7].migs[0].uuid); ok {
+	if _, _, ok := inv.Lookup(f.GPUs[7].MIGs[0].UUID); ok {
 		t.Error("a MIG instance of unknown weight was published")
 	}
 	mfs = gather(t, c)
-	if _, ok := series(mfs, "gpuledger_mig_instance_info", map[string]string{"mig_uuid": f.gpus[7].migs[0].uuid, "profile": ""}); !ok {
+	if _, ok := series(mfs, "gpuledger_mig_instance_info", map[string]string{"mig_uuid": f.GPUs[7].MIGs[0].UUID, "profile": ""}); !ok {
 		t.Error("the instance of unknown profile lost its info series")
 	}
 }
 
 func TestXIDEvents(t *testing.T) {
 	f := newA100(t)
-	f.gpus[5].fail["RegisterEvents"] = nvml.ERROR_NOT_SUPPORTED
+	f.GPUs[5].Fail["RegisterEvents"] = nvml.ERROR_NOT_SUPPORTED
 	c, _ := newCollector(t, f, nil)
-	f.events.push(f.xid(0, 79), f.xid(0, 79), f.xid(0, 48), f.xid(4, 13),
-		nvml.EventData{Device: f.gpus[1].Device, EventType: nvml.EventTypeClock}) // not an XID
+	f.Events.Push(f.XID(0, 79), f.XID(0, 79), f.XID(0, 48), f.XID(4, 13),
+		nvml.EventData{Device: f.GPUs[1].Device, EventType: nvml.EventTypeClock}) // not an XID
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	<-f.events.idle // every queued event handled
+	<-f.Events.Idle() // every queued event handled
 	mfs := gather(t, c)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -601,13 +599,11 @@ func TestXIDEvents(t *testing.T) {
 	if n := count(mfs, "gpuledger_gpu_xid_errors_total"); n != 3 {
 		t.Errorf("%d XID series, want 3", n)
 	}
-	reg := f.events.registeredUUIDs()
-	if len(reg) != 7 || reg[f.gpus[5].UUID] {
+	reg := f.Events.Registered()
+	if len(reg) != 7 || reg[f.GPUs[5].UUID] {
 		t.Errorf("registered %v, want every GPU but 5", reg)
 	}
-	f.events.mu.Lock()
-	freed := f.events.freed
-	f.events.mu.Unlock()
+	freed := f.Events.Freed()
 	if !freed {
 		t.Error("event set not freed on Close")
 	}
@@ -650,10 +646,8 @@ func TestStartClose(t *testing.T) {
 	if n := len(inv.Devices()); n != 0 {
 		t.Errorf("%d devices left in the inventory after Close", n)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.inits != 1 || f.shutdns != 1 {
-		t.Errorf("Init %d, Shutdown %d times; want once each", f.inits, f.shutdns)
+	if st := f.Stats(); st.Inits != 1 || st.Shutdowns != 1 {
+		t.Errorf("Init %d, Shutdown %d times; want once each", st.Inits, st.Shutdowns)
 	}
 }
 
@@ -696,7 +690,7 @@ func TestInitFailureDegrades(t *testing.T) {
 	if v, _ := series(mfs, "gpuledger_exporter_collector_success", nil); v != 1 {
 		t.Errorf("collector success %v after recovery, want 1", v)
 	}
-	if len(f.events.registeredUUIDs()) != 8 {
+	if len(f.Events.Registered()) != 8 {
 		t.Error("XID events not watched after NVML loaded")
 	}
 	cancel()
@@ -741,8 +735,8 @@ func TestLint(t *testing.T) {
 	c.poll()
 	clk.now = clk.now.Add(10 * time.Second)
 	c.poll()
-	c.recordEvent(f.xid(1, 94), map[string]gpuRef{f.gpus[1].UUID: {index: "1", uuid: f.gpus[1].UUID}})
-	f.gpus[0].fail["GetTemperature"] = nvml.ERROR_UNKNOWN
+	c.recordEvent(f.XID(1, 94), map[string]gpuRef{f.GPUs[1].UUID: {index: "1", uuid: f.GPUs[1].UUID}})
+	f.GPUs[0].Fail["GetTemperature"] = nvml.ERROR_UNKNOWN
 	c.poll()
 	problems, err := testutil.CollectAndLint(collector.NewExporter(map[string]collector.Collector{"nvml": c}, 0, nil))
 	if err != nil {
@@ -761,10 +755,10 @@ func TestA100Golden(t *testing.T) {
 	clk.now = clk.now.Add(10 * time.Second)
 	c.poll()
 	gpus := map[string]gpuRef{}
-	for i, g := range f.gpus {
+	for i, g := range f.GPUs {
 		gpus[g.UUID] = gpuRef{index: itoa(i), uuid: g.UUID}
 	}
-	for _, ev := range []nvml.EventData{f.xid(2, 79), f.xid(2, 79), f.xid(6, 94)} {
+	for _, ev := range []nvml.EventData{f.XID(2, 79), f.XID(2, 79), f.XID(6, 94)} {
 		c.recordEvent(ev, gpus)
 	}
 	var buf bytes.Buffer
@@ -840,7 +834,7 @@ func TestGPMInterruptions(t *testing.T) {
 		return gather(t, c)
 	}
 	poll()
-	f.gpus[0].fail["GpmSampleGet"] = nvml.ERROR_UNKNOWN
+	f.GPUs[0].Fail["GpmSampleGet"] = nvml.ERROR_UNKNOWN
 	mfs := poll()
 	if _, ok := series(mfs, "gpuledger_gpu_activity_ratio", gpuLabels(f, 0)); ok {
 		t.Error("GPM activity served from a failed sample")
@@ -848,7 +842,7 @@ func TestGPMInterruptions(t *testing.T) {
 	if v, _ := series(mfs, "gpuledger_gpu_nvml_errors_total", with(gpuLabels(f, 0), "call", "nvmlGpmSampleGet")); v == 0 {
 		t.Error("failed GPM sample not counted")
 	}
-	delete(f.gpus[0].fail, "GpmSampleGet")
+	delete(f.GPUs[0].Fail, "GpmSampleGet")
 	if _, ok := series(poll(), "gpuledger_gpu_activity_ratio", gpuLabels(f, 0)); ok {
 		t.Error("GPM activity across a failed sample")
 	}
@@ -856,38 +850,32 @@ func TestGPMInterruptions(t *testing.T) {
 		t.Errorf("GPM activity after two good samples = %v, %v; want 0.83", v, ok)
 	}
 
-	f.mu.Lock()
-	freed := f.frees
-	f.mu.Unlock()
-	f.gpus[1].migs = f.gpus[1].migs[:2] // GPU instance 13 destroyed
+	freed := f.Stats().SampleFrees
+	f.GPUs[1].MIGs = f.GPUs[1].MIGs[:2] // GPU instance 13 destroyed
 	mfs = poll()
 	if n := count(mfs, "gpuledger_mig_instance_info"); n != 2 {
 		t.Errorf("%d MIG instances after one was destroyed, want 2", n)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.frees-freed != 2 {
-		t.Errorf("%d GPM samples freed for the destroyed GPU instance, want its 2", f.frees-freed)
+	if n := f.Stats().SampleFrees - freed; n != 2 {
+		t.Errorf("%d GPM samples freed for the destroyed GPU instance, want its 2", n)
 	}
 }
 
 func TestXIDUnavailable(t *testing.T) {
 	t.Run("no GPU registers", func(t *testing.T) {
 		f := newA100(t)
-		for _, g := range f.gpus {
-			g.fail["RegisterEvents"] = nvml.ERROR_NOT_SUPPORTED
+		for _, g := range f.GPUs {
+			g.Fail["RegisterEvents"] = nvml.ERROR_NOT_SUPPORTED
 		}
 		c, _ := newCollector(t, f, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		c.step(ctx)
-		f.events.mu.Lock()
-		freed := f.events.freed
-		f.events.mu.Unlock()
+		freed := f.Events.Freed()
 		if !freed {
 			t.Error("an event set with no GPU was kept")
 		}
-		if n := len(f.events.WaitCalls()); n != 0 {
+		if n := len(f.Events.WaitCalls()); n != 0 {
 			t.Errorf("waited %d times on an empty event set", n)
 		}
 	})

@@ -63,9 +63,9 @@ func TestServedFamiliesDocumented(t *testing.T) {
 	c, clk := newCollector(t, f, nil)
 	c.poll()
 	clk.now = clk.now.Add(10 * time.Second)
-	f.gpus[0].fail["GetTemperature"] = nvml.ERROR_UNKNOWN
+	f.GPUs[0].Fail["GetTemperature"] = nvml.ERROR_UNKNOWN
 	c.poll()
-	c.recordEvent(f.xid(0, 79), map[string]gpuRef{f.gpus[0].UUID: {index: "0", uuid: f.gpus[0].UUID}})
+	c.recordEvent(f.XID(0, 79), map[string]gpuRef{f.GPUs[0].UUID: {index: "0", uuid: f.GPUs[0].UUID}})
 	mfs := gather(t, c)
 	served := map[string]bool{}
 	for _, mf := range mfs {
