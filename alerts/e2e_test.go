@@ -1,7 +1,6 @@
 package alerts
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +24,7 @@ import (
 	"github.com/gpuledger/gpuledger/exporters"
 	"github.com/gpuledger/gpuledger/exporters/server"
 	"github.com/gpuledger/gpuledger/exporters/sim"
+	"github.com/gpuledger/gpuledger/internal/testlog"
 	"github.com/gpuledger/gpuledger/sim/clock"
 	"github.com/gpuledger/gpuledger/sim/scenario"
 )
@@ -345,29 +345,11 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startDaemon runs a Prometheus-style server until the test ends and waits
 // for its /-/ready. Its output is logged when the test fails.
 func startDaemon(t *testing.T, name, path, base string, args ...string) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

@@ -1,15 +1,12 @@
 package exporters
 
 import (
-	"bufio"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/gpuledger/gpuledger/attribution"
 	"github.com/gpuledger/gpuledger/exporters/collector"
+	"github.com/gpuledger/gpuledger/exporters/metrics/metricsdoc"
 	"github.com/gpuledger/gpuledger/exporters/sim"
 	"github.com/gpuledger/gpuledger/sim/clock"
 	"github.com/gpuledger/gpuledger/sim/scenario"
@@ -30,60 +28,6 @@ const metricsDoc = "../docs/metrics.md"
 // libraryMetrics are served through library collectors whose names the
 // code does not spell out (checked by gathering StaticRegistry).
 var libraryMetrics = []string{"gpuledger_build_info"}
-
-type docRow struct {
-	name, typ string
-	labels    []string
-	line      int
-}
-
-// readDoc parses the tables of docs/metrics.md: rows whose first cell is a
-// backquoted gpuledger_ name. "same as above" repeats the previous labels.
-func readDoc(t *testing.T) map[string]docRow {
-	t.Helper()
-	f, err := os.Open(metricsDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows := map[string]docRow{}
-	var prev []string
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if !strings.HasPrefix(line, "| `gpuledger_") {
-			continue
-		}
-		cells := strings.Split(strings.Trim(line, "|"), "|")
-		if len(cells) < 4 {
-			t.Fatalf("%s:%d: want | name | type | labels | meaning |", metricsDoc, n)
-		}
-		name := strings.Trim(strings.TrimSpace(cells[0]), "`")
-		labelCell := strings.TrimSpace(cells[2])
-		var labels []string
-		if labelCell == "same as above" {
-			labels = prev
-		} else {
-			for l := range strings.SplitSeq(labelCell, ",") {
-				if l = strings.Trim(strings.TrimSpace(l), "`"); l != "" {
-					labels = append(labels, l)
-				}
-			}
-		}
-		prev = labels
-		if _, dup := rows[name]; dup {
-			t.Errorf("%s:%d: %s listed twice", metricsDoc, n, name)
-		}
-		rows[name] = docRow{name: name, typ: strings.TrimSpace(cells[1]), labels: slices.Sorted(slices.Values(labels)), line: n}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) == 0 {
-		t.Fatalf("%s has no metric table", metricsDoc)
-	}
-	return rows
-}
 
 // codeMetrics returns the first argument of every prometheus.NewDesc in the
 // non-test Go files under exporters/, by name, with its position.
@@ -162,7 +106,10 @@ func literalName(e ast.Expr) (string, bool) {
 }
 
 func TestMetricsDocMatchesCode(t *testing.T) {
-	doc := readDoc(t)
+	doc, err := metricsdoc.Read(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	code := codeMetrics(t)
 	for _, n := range libraryMetrics {
 		code[n] = "library collector"
@@ -174,7 +121,7 @@ func TestMetricsDocMatchesCode(t *testing.T) {
 	}
 	for name, row := range doc {
 		if _, ok := code[name]; !ok {
-			t.Errorf("%s:%d: %s is documented but no code describes it", metricsDoc, row.line, name)
+			t.Errorf("%s:%d: %s is documented but no code describes it", metricsDoc, row.Line, name)
 		}
 	}
 
@@ -189,6 +136,7 @@ func TestMetricsDocMatchesCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
+	var served []*dto.MetricFamily // the first of each family
 	for _, n := range s.Nodes {
 		src, err := sim.New(s, allocs, n.Name, clock.Fixed(s.Start), sim.Options{})
 		if err != nil {
@@ -207,12 +155,15 @@ func TestMetricsDocMatchesCode(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, mf := range mfs {
-				if !seen[mf.GetName()] { // report each family once
-					checkFamily(t, doc, mf)
+				if !seen[mf.GetName()] {
+					served = append(served, mf)
 				}
 				seen[mf.GetName()] = true
 			}
 		}
+	}
+	for _, err := range metricsdoc.Compare(doc, served) {
+		t.Errorf("%s: %v", metricsDoc, err)
 	}
 	for name := range doc {
 		if !seen[name] && simServed(code[name]) {
@@ -227,29 +178,6 @@ func TestMetricsDocMatchesCode(t *testing.T) {
 // types and labels checked against this document by their packages' tests.
 func simServed(pos string) bool {
 	return strings.HasPrefix(pos, filepath.Join("metrics", "metrics.go")+":")
-}
-
-func checkFamily(t *testing.T, doc map[string]docRow, mf *dto.MetricFamily) {
-	t.Helper()
-	row, ok := doc[mf.GetName()]
-	if !ok {
-		t.Errorf("served family %s is not in %s", mf.GetName(), metricsDoc)
-		return
-	}
-	if typ := strings.ToLower(mf.GetType().String()); typ != row.typ {
-		t.Errorf("%s:%d: %s has type %s in the doc, %s when served", metricsDoc, row.line, row.name, row.typ, typ)
-	}
-	for _, m := range mf.Metric {
-		var labels []string
-		for _, lp := range m.Label {
-			labels = append(labels, lp.GetName())
-		}
-		sort.Strings(labels)
-		if !slices.Equal(labels, row.labels) {
-			t.Errorf("%s:%d: %s has labels %v in the doc, %v when served", metricsDoc, row.line, row.name, row.labels, labels)
-			return
-		}
-	}
 }
 
 // TestLiteralName pins what the doc check can read.

@@ -19,31 +19,14 @@ import (
 	"time"
 
 	"github.com/gpuledger/gpuledger/api/auth/authtest"
+	"github.com/gpuledger/gpuledger/sim/clock"
 )
 
 var t0 = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newVerifier(t *testing.T, is *authtest.Issuer, change func(*Options)) (*Verifier, *fakeClock) {
+func newVerifier(t *testing.T, is *authtest.Issuer, change func(*Options)) (*Verifier, *clock.Manual) {
 	t.Helper()
-	clk := &fakeClock{t: t0}
+	clk := clock.NewManual(t0)
 	opts := Options{Issuer: is.URL, Audience: authtest.Audience, Now: clk.Now}
 	if change != nil {
 		change(&opts)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gpuledger/gpuledger/api/auth/authtest"
+	"github.com/gpuledger/gpuledger/sim/clock"
 )
 
 // FuzzVerify: whatever the bearer sends, Verify answers with an identity
@@ -15,7 +16,7 @@ func FuzzVerify(f *testing.F) {
 	is := authtest.New(f, t0)
 	path := filepath.Join(f.TempDir(), "jwks.json")
 	is.WriteJWKS(f, path)
-	clk := &fakeClock{t: t0}
+	clk := clock.NewManual(t0)
 	v, err := NewVerifier(context.Background(), Options{Issuer: is.URL, Audience: authtest.Audience, JWKSFile: path, Now: clk.Now})
 	if err != nil {
 		f.Fatal(err)

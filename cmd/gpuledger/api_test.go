@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/gpuledger/gpuledger/aggregator/observe"
 	"github.com/gpuledger/gpuledger/api/auth/authtest"
 	"github.com/gpuledger/gpuledger/internal/pgtest"
+	"github.com/gpuledger/gpuledger/internal/testlog"
 )
 
 func TestAPIFlags(t *testing.T) {
@@ -54,24 +54,6 @@ func TestAPIFlags(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a log sink written by the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestAPICommand runs gpuledger api on a real ledger with a JWKS file and
@@ -139,7 +121,7 @@ func TestAPICommand(t *testing.T) {
 
 // startAPI runs gpuledger api with args on a free port until it is
 // ready; stop ends it as SIGTERM would and returns its exit status.
-func startAPI(t *testing.T, args ...string) (addr string, stop func() int, stderr *syncBuffer) {
+func startAPI(t *testing.T, args ...string) (addr string, stop func() int, stderr *testlog.Buffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -148,7 +130,7 @@ func startAPI(t *testing.T, args ...string) (addr string, stop func() int, stder
 	addr = ln.Addr().String()
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	stderr = &syncBuffer{}
+	stderr = &testlog.Buffer{}
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, append([]string{"api", "--listen-address", addr}, args...), io.Discard, stderr)

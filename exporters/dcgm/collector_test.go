@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +18,13 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/gpuledger/gpuledger/exporters/collector"
+	"github.com/gpuledger/gpuledger/exporters/metrics/metricsdoc"
+	"github.com/gpuledger/gpuledger/sim/clock"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/collector.golden.prom")
+
+const metricsDoc = "../../docs/metrics.md"
 
 // promCollector serves a collector.Collector to a prometheus registry,
 // unchecked, as the exporter's wrapper does.
@@ -80,10 +83,10 @@ func value(mfs []*dto.MetricFamily, name string, want map[string]string) (float6
 
 // polledSource has polled the A100 fixture (its drops) and then the H100
 // one, at t0.
-func polledSource(t *testing.T) (*Source, *manualClock) {
+func polledSource(t *testing.T) (*Source, *clock.Manual) {
 	t.Helper()
 	srv, ts := newServer(t, serveFile(t, "a100-exported-labels.txt"))
-	clk := &manualClock{now: t0.Add(-10 * time.Second)}
+	clk := clock.NewManual(t0.Add(-10 * time.Second))
 	s := newSource(t, ts.URL, h100Inventory(), clk, nil)
 	if err := s.Poll(t.Context()); err != nil {
 		t.Fatal(err)
@@ -196,7 +199,7 @@ func TestCollectorSeries(t *testing.T) {
 
 func TestCollectorStale(t *testing.T) {
 	srv, ts := newServer(t, serveFile(t, "h100-mig-node.txt"))
-	clk := &manualClock{now: t0}
+	clk := clock.NewManual(t0)
 	s := newSource(t, ts.URL, h100Inventory(), clk, nil) // interval 10 s
 	if err := s.Poll(t.Context()); err != nil {
 		t.Fatal(err)
@@ -245,7 +248,7 @@ func TestCollectorStale(t *testing.T) {
 
 func TestCollectorBeforeSuccess(t *testing.T) {
 	srv, ts := newServer(t, status(http.StatusInternalServerError))
-	s := newSource(t, ts.URL, nil, &manualClock{now: t0}, nil)
+	s := newSource(t, ts.URL, nil, clock.NewManual(t0), nil)
 	mfs, err := gather(t, s)
 	if !errors.Is(err, collector.ErrNoData) {
 		t.Errorf("before any poll: err = %v, want ErrNoData", err)
@@ -268,52 +271,27 @@ func TestCollectorBeforeSuccess(t *testing.T) {
 }
 
 // The DCGM rows of docs/metrics.md give each family's served type and
-// labels. (The exporters package checks names against the code; it can
-// check types and labels only of what the simulator serves.)
+// labels, and every DCGM family documented is served. (The exporters
+// package checks names against the code; it can check types and labels
+// only of what the simulator serves.)
 func TestMetricsDocRows(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := map[string]string{} // name → "type | labels"
-	var prev string
-	for line := range strings.Lines(string(doc)) {
-		if !strings.HasPrefix(line, "| `gpuledger_dcgm_") {
-			continue
-		}
-		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
-		labels := strings.TrimSpace(cells[2])
-		if labels == "same as above" {
-			labels = prev
-		}
-		prev = labels
-		rows[strings.Trim(strings.TrimSpace(cells[0]), "`")] = strings.TrimSpace(cells[1]) + " | " + labels
-	}
 	s, _ := polledSource(t)
 	mfs, err := gather(t, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != len(mfs) {
-		t.Errorf("%d DCGM rows in docs/metrics.md, %d families served", len(rows), len(mfs))
+	metricsdoc.Check(t, metricsDoc, mfs)
+	rows, err := metricsdoc.Read(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
 	}
+	served := map[string]bool{}
 	for _, mf := range mfs {
-		var labels []string
-		for _, lp := range mf.GetMetric()[0].GetLabel() {
-			labels = append(labels, "`"+lp.GetName()+"`")
-		}
-		served := strings.ToLower(mf.GetType().String()) + " | "
-		doc, ok := rows[mf.GetName()]
-		if !ok {
-			t.Errorf("%s is not documented", mf.GetName())
-			continue
-		}
-		// The doc lists labels in the descriptor's order; the exposition sorts them.
-		docLabels := strings.Split(strings.TrimPrefix(doc, served), ", ")
-		slices.Sort(docLabels)
-		slices.Sort(labels)
-		if !strings.HasPrefix(doc, served) || !slices.Equal(docLabels, labels) {
-			t.Errorf("%s: documented as %q, served as %s%v", mf.GetName(), doc, served, labels)
+		served[mf.GetName()] = true
+	}
+	for name, row := range rows {
+		if strings.HasPrefix(name, "gpuledger_dcgm_") && !served[name] {
+			t.Errorf("%s:%d: %s is documented but not served", metricsDoc, row.Line, name)
 		}
 	}
 }

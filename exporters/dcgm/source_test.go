@@ -18,27 +18,10 @@ import (
 	"github.com/gpuledger/gpuledger/accounting"
 	"github.com/gpuledger/gpuledger/exporters/collector"
 	"github.com/gpuledger/gpuledger/exporters/node"
+	"github.com/gpuledger/gpuledger/sim/clock"
 )
 
 var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
-
-// manualClock is a clock the test moves.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 // server is a dcgm-exporter stand-in whose answer the test changes.
 type server struct {
@@ -103,7 +86,7 @@ func h100Inventory() *node.Inventory {
 	return inv
 }
 
-func newSource(t *testing.T, url string, inv *node.Inventory, clk *manualClock, mod func(*Options)) *Source {
+func newSource(t *testing.T, url string, inv *node.Inventory, clk *clock.Manual, mod func(*Options)) *Source {
 	t.Helper()
 	opts := Options{URL: url, Node: "gpu-h100-07", Interval: 10 * time.Second, Timeout: 5 * time.Second,
 		Inventory: inv, Now: clk.Now}
@@ -121,7 +104,7 @@ func newSource(t *testing.T, url string, inv *node.Inventory, clk *manualClock, 
 func TestPollKeysDevices(t *testing.T) {
 	_, ts := newServer(t, serveFile(t, "h100-mig-node.txt"))
 	inv := h100Inventory()
-	clk := &manualClock{now: t0}
+	clk := clock.NewManual(t0)
 	s := newSource(t, ts.URL+"/metrics", inv, clk, nil)
 	if err := s.Poll(t.Context()); err != nil {
 		t.Fatal(err)
@@ -182,7 +165,7 @@ func TestPollKeysDevices(t *testing.T) {
 
 func TestPollWithoutInventory(t *testing.T) {
 	_, ts := newServer(t, serveFile(t, "h100-mig-node.txt"))
-	s := newSource(t, ts.URL, nil, &manualClock{now: t0}, func(o *Options) { o.Inventory = nil })
+	s := newSource(t, ts.URL, nil, clock.NewManual(t0), func(o *Options) { o.Inventory = nil })
 	if err := s.Poll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +184,7 @@ DCGM_FI_DEV_FB_USED{gpu="2",UUID="GPU-idle"} 0
 	inv := node.NewInventory()
 	inv.SetDevices("nvml", []node.Device{{ID: "MIG-a30-3", Class: accounting.ClassMIG, GPUUUID: "GPU-a30",
 		GPUInstanceID: 3, ComputeInstanceID: 0}})
-	s := newSource(t, ts.URL, inv, &manualClock{now: t0}, nil)
+	s := newSource(t, ts.URL, inv, clock.NewManual(t0), nil)
 	if err := s.Poll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +223,7 @@ func TestPollFailuresKeepLastSnapshot(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			srv, ts := newServer(t, serveFile(t, "h100-mig-node.txt"))
-			clk := &manualClock{now: t0}
+			clk := clock.NewManual(t0)
 			s := newSource(t, ts.URL, h100Inventory(), clk, func(o *Options) {
 				o.Timeout = 200 * time.Millisecond
 				o.MaxBodyBytes = int64(len(big)) - 1
@@ -271,7 +254,7 @@ func TestPollSlowButInTime(t *testing.T) {
 		}
 		serveFile(t, "h100-mig-node.txt")(w, r)
 	})
-	s := newSource(t, ts.URL, h100Inventory(), &manualClock{now: t0}, func(o *Options) { o.Timeout = 30 * time.Second })
+	s := newSource(t, ts.URL, h100Inventory(), clock.NewManual(t0), func(o *Options) { o.Timeout = 30 * time.Second })
 	if err := s.Poll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +267,7 @@ func TestPollUnreachable(t *testing.T) {
 	ts := httptest.NewServer(http.NotFoundHandler())
 	url := ts.URL
 	ts.Close()
-	s := newSource(t, url, nil, &manualClock{now: t0}, nil)
+	s := newSource(t, url, nil, clock.NewManual(t0), nil)
 	if err := s.Poll(t.Context()); err == nil || !strings.Contains(err.Error(), url) {
 		t.Errorf("err = %v, want one naming %s", err, url)
 	}
@@ -309,7 +292,7 @@ func TestUpdateDoesNotWaitForAHungPoll(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(release) })
-	s := newSource(t, ts.URL, nil, &manualClock{now: t0}, func(o *Options) { o.Timeout = time.Minute })
+	s := newSource(t, ts.URL, nil, clock.NewManual(t0), func(o *Options) { o.Timeout = time.Minute })
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +317,7 @@ func TestUpdateDoesNotWaitForAHungPoll(t *testing.T) {
 
 func TestStartClose(t *testing.T) {
 	_, ts := newServer(t, serveFile(t, "h100-mig-node.txt"))
-	s := newSource(t, ts.URL, nil, &manualClock{now: t0}, nil)
+	s := newSource(t, ts.URL, nil, clock.NewManual(t0), nil)
 	polled := make(chan error, 1)
 	s.afterPoll = func(err error) {
 		select {

@@ -199,14 +199,14 @@ func TestClusterCollector(t *testing.T) {
 			t.Errorf("running allocation has an end: %s", k)
 		}
 	}
-	if n := e.logs.count("offload allocation not exported"); n != 1 {
+	if n := e.logs.Count("offload allocation not exported"); n != 1 {
 		t.Errorf("shared GPU offload logged %d times, want once:\n%s", n, e.logs)
 	}
 	c.Rebuild()
-	if n := e.logs.count("offload allocation not exported"); n != 1 {
+	if n := e.logs.Count("offload allocation not exported"); n != 1 {
 		t.Errorf("after a second rebuild, logged %d times, want once", n)
 	}
-	if n := e.logs.count("skipping a Kueue quota"); n != 1 {
+	if n := e.logs.Count("skipping a Kueue quota"); n != 1 {
 		t.Errorf("broken quota logged %d times, want once:\n%s", n, e.logs)
 	}
 

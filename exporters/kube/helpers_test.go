@@ -1,11 +1,8 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,53 +17,14 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/gpuledger/gpuledger/attribution"
+	"github.com/gpuledger/gpuledger/internal/testlog"
+	"github.com/gpuledger/gpuledger/sim/clock"
 )
 
 // t0 is the fixtures' reference instant.
 var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
 func at(d time.Duration) metav1.Time { return metav1.NewTime(t0.Add(d)) }
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-// syncBuffer is a log sink safe for the informers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// count returns how many log lines contain substr.
-func (s *syncBuffer) count(substr string) int {
-	return strings.Count(s.String(), substr)
-}
 
 // Pod builders.
 type podOpt func(*corev1.Pod)
@@ -186,8 +144,8 @@ func clusterQueue(name string, flavors map[string][][2]any) *unstructured.Unstru
 type env struct {
 	cs   *fake.Clientset
 	dyn  *dynamicfake.FakeDynamicClient
-	clk  *fakeClock
-	logs *syncBuffer
+	clk  *clock.Manual
+	logs *testlog.Buffer // the informers' log
 	inf  *Informers
 }
 
@@ -202,7 +160,8 @@ type envOpts struct {
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
-	e := &env{cs: fake.NewClientset(o.objs...), clk: &fakeClock{t: t0.Add(2 * time.Hour)}, logs: &syncBuffer{}}
+	logger, logs := testlog.New(slog.LevelDebug)
+	e := &env{cs: fake.NewClientset(o.objs...), clk: clock.NewManual(t0.Add(2 * time.Hour)), logs: logs}
 	if o.kueue {
 		e.cs.Resources = []*metav1.APIResourceList{{GroupVersion: KueueGroupVersion.String(), APIResources: []metav1.APIResource{
 			{Name: "localqueues", Namespaced: true, Kind: "LocalQueue"},
@@ -216,7 +175,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		mode = ModeNode
 	}
 	inf, err := NewInformers(Config{Mode: mode, Node: "gpu-a", Client: e.cs, Dynamic: e.dyn, Rules: o.rules,
-		Now: e.clk.Now, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Now: e.clk.Now, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gpuledger/gpuledger/attribution"
+	"github.com/gpuledger/gpuledger/internal/testlog"
 )
 
 func TestNodeScoping(t *testing.T) {
@@ -200,7 +201,7 @@ func TestKueueAbsent(t *testing.T) {
 	if got, want := e.mustPod(t, "uid-train").Attribution, (attribution.Result{User: "bob", Project: "cms", Queue: "batch"}); got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	if n := e.logs.count("Kueue API not served"); n != 1 {
+	if n := e.logs.Count("Kueue API not served"); n != 1 {
 		t.Errorf("Kueue absence logged %d times, want once:\n%s", n, e.logs)
 	}
 	if q := e.inf.Quotas(); q != nil {
@@ -424,7 +425,7 @@ func TestAPIServerDown(t *testing.T) {
 	if !e.inf.WaitForSync(ctx) {
 		t.Fatalf("never recovered:\n%s", e.logs)
 	}
-	if n := e.logs.count("Kubernetes API unreachable"); n != 1 {
+	if n := e.logs.Count("Kubernetes API unreachable"); n != 1 {
 		t.Errorf("outage logged %d times, want once:\n%s", n, e.logs)
 	}
 	if !strings.Contains(e.logs.String(), "Kubernetes API answers again") {
@@ -433,8 +434,8 @@ func TestAPIServerDown(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	logs := &syncBuffer{}
-	h := health{log: slog.New(slog.NewTextHandler(logs, nil))}
+	log, logs := testlog.New(slog.LevelInfo)
+	h := health{log: log}
 	quiet := 30 * time.Second
 	h.failed("pods", errors.New("refused"), t0)
 	h.failed("nodes", errors.New("refused"), t0.Add(time.Second))
@@ -455,7 +456,7 @@ func TestHealth(t *testing.T) {
 			t.Errorf("%s: down %v, want %v", s.name, h.isDown(), s.down)
 		}
 	}
-	if n := logs.count("unreachable"); n != 1 {
+	if n := logs.Count("unreachable"); n != 1 {
 		t.Errorf("outage logged %d times:\n%s", n, logs)
 	}
 }

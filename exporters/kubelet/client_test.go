@@ -1,7 +1,6 @@
 package kubelet_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/gpuledger/gpuledger/exporters/kubelet"
 	"github.com/gpuledger/gpuledger/exporters/kubelet/kubelettest"
+	"github.com/gpuledger/gpuledger/internal/testlog"
 )
 
 const (
@@ -183,8 +182,8 @@ func TestClientHungKubelet(t *testing.T) {
 	path := socketPath(t)
 	srv := startServer(t, path)
 	srv.Set(kubelettest.Assignment{Namespace: "a", Pod: "p", Container: "c", Resource: "nvidia.com/gpu", IDs: []string{gpu0}})
-	var logs syncBuffer
-	c := newClient(t, kubelet.Options{Socket: path, Timeout: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	logger, logs := testlog.New(slog.LevelInfo)
+	c := newClient(t, kubelet.Options{Socket: path, Timeout: 50 * time.Millisecond, Logger: logger})
 	if err := c.Poll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +202,7 @@ func TestClientHungKubelet(t *testing.T) {
 	if !s.At.Equal(good.At) || !slices.Equal(podNames(s), []string{"a/p"}) {
 		t.Errorf("last good answer lost: %+v", s)
 	}
-	if n := strings.Count(logs.String(), "state=timeout"); n != 1 {
+	if n := logs.Count("state=timeout"); n != 1 {
 		t.Errorf("timeout logged %d times, want once:\n%s", n, logs.String())
 	}
 
@@ -214,15 +213,15 @@ func TestClientHungKubelet(t *testing.T) {
 	if s := c.Snapshot(); !s.Available() {
 		t.Errorf("snapshot after recovery: %+v", s)
 	}
-	if n := strings.Count(logs.String(), "answering"); n != 2 {
+	if n := logs.Count("answering"); n != 2 {
 		t.Errorf("recovery logged %d times in total, want twice (start, recovery):\n%s", n, logs.String())
 	}
 }
 
 func TestClientSocketAppears(t *testing.T) {
 	path := socketPath(t)
-	var logs syncBuffer
-	c := newClient(t, kubelet.Options{Socket: path, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	logger, logs := testlog.New(slog.LevelInfo)
+	c := newClient(t, kubelet.Options{Socket: path, Logger: logger})
 	for range 3 {
 		if err := c.Poll(t.Context()); !errors.Is(err, kubelet.ErrNoSocket) {
 			t.Fatalf("poll without a socket: %v, want ErrNoSocket", err)
@@ -231,7 +230,7 @@ func TestClientSocketAppears(t *testing.T) {
 	if s := c.Snapshot(); !s.Stale || !s.At.IsZero() || s.Available() || !errors.Is(s.Err, kubelet.ErrNoSocket) {
 		t.Errorf("snapshot without a socket: %+v", s)
 	}
-	if n := strings.Count(logs.String(), `state="no socket"`); n != 1 {
+	if n := logs.Count(`state="no socket"`); n != 1 {
 		t.Errorf("missing socket logged %d times, want once:\n%s", n, logs.String())
 	}
 
@@ -347,22 +346,4 @@ func TestNewRejectsNegative(t *testing.T) {
 	if c.Socket() != kubelet.DefaultSocket || c.Interval() != kubelet.DefaultInterval {
 		t.Errorf("defaults: socket %s interval %s", c.Socket(), c.Interval())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

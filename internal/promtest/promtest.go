@@ -6,7 +6,6 @@
 package promtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -15,13 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gpuledger/gpuledger/aggregator/source"
 	"github.com/gpuledger/gpuledger/aggregator/source/backfill"
+	"github.com/gpuledger/gpuledger/internal/testlog"
 	"github.com/gpuledger/gpuledger/sim/scenario"
 )
 
@@ -41,24 +40,6 @@ func Binary(t testing.TB, name string) string {
 	}
 	t.Skip(msg)
 	return ""
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Options tune StartWith. The zero value gives Start's Prometheus.
@@ -153,7 +134,7 @@ func StartWith(t testing.TB, s *scenario.Scenario, opts Options) *Server {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	cmd := exec.Command(prom, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr,
 		"--storage.tsdb.retention.time=10y", "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = logs, logs
