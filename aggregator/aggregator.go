@@ -1,9 +1,10 @@
 // Package aggregator runs the accounting loop: it takes scrapes from a
 // source, turns them into closed windows through the interval
 // reconstruction, and writes each window to the ledger in one transaction,
-// retrying with backoff while the database is away. Nothing here computes a
-// figure: the arithmetic is in aggregator/intervals (pure) and the storage
-// in aggregator/ledger.
+// retrying with backoff while the database is away; after each window it
+// records the changes of the Kueue quotas the window's scrapes carried
+// (quotas.go). Nothing here computes a figure: the arithmetic is in
+// aggregator/intervals (pure) and the storage in aggregator/ledger.
 package aggregator
 
 import (
@@ -25,7 +26,9 @@ type Reconstructor interface {
 	Close(upTo int64) []observe.Window
 }
 
-// Ledger stores windows (aggregator/ledger).
+// Ledger stores windows (aggregator/ledger). A Ledger that is also a
+// QuotaRecorder gets the Kueue quotas the scrapes carry, after the windows
+// that contain them are written.
 type Ledger interface {
 	ApplyWindow(ctx context.Context, w observe.Window) error
 }
@@ -67,7 +70,9 @@ type Loop struct {
 	scraper Scraper
 	logger  *slog.Logger
 	m       loopMetrics
-	latest  int64 // latest exporter time seen, Unix ms
+	latest  int64         // latest exporter time seen, Unix ms
+	quotas  QuotaRecorder // nil when the ledger keeps no quotas
+	qt      quotaTracker
 
 	pending  []observe.Window // closed, not yet written, in order
 	failures int              // consecutive failed writes
@@ -81,6 +86,8 @@ type loopMetrics struct {
 	scrapes      *prometheus.CounterVec
 	watermark    prometheus.Gauge
 	lastScrapeTS prometheus.Gauge
+	quotaChanges prometheus.Counter
+	quotaErrors  prometheus.Counter
 }
 
 // New builds a loop.
@@ -122,15 +129,28 @@ func New(cfg Config, rec Reconstructor, l Ledger, s Scraper) (*Loop, error) {
 			Name: "gpuledger_aggregator_last_scrape_time_seconds",
 			Help: "Exporter clock of the latest successful scrape, in Unix seconds; its distance to the watermark is the aggregator's lag.",
 		}),
+		quotaChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gpuledger_aggregator_quota_changes_total",
+			Help: "Changes of Kueue ClusterQueue nominal quotas the aggregator recorded in the ledger's quota history.",
+		}),
+		quotaErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gpuledger_aggregator_quota_write_errors_total",
+			Help: "Failed attempts to record quota changes in the ledger (the windows are written regardless; the changes are retried after the next window).",
+		}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.windows, m.writeErrors, m.scrapes, m.watermark, m.lastScrapeTS} {
+		for _, c := range []prometheus.Collector{m.windows, m.writeErrors, m.scrapes, m.watermark, m.lastScrapeTS,
+			m.quotaChanges, m.quotaErrors} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("aggregator: register metrics: %w", err)
 			}
 		}
 	}
-	return &Loop{cfg: cfg, rec: rec, ledger: l, scraper: s, logger: logger, m: m}, nil
+	loop := &Loop{cfg: cfg, rec: rec, ledger: l, scraper: s, logger: logger, m: m}
+	if q, ok := l.(QuotaRecorder); ok {
+		loop.quotas = q
+	}
+	return loop, nil
 }
 
 // ErrDone is returned by Step once the loop has written everything up to
@@ -188,6 +208,7 @@ func (l *Loop) Step(ctx context.Context) error {
 			}
 		}
 		l.rec.Observe(s)
+		l.observeQuotas(s)
 	}
 	if l.latest == 0 {
 		return nil
@@ -230,6 +251,7 @@ func (l *Loop) drain(ctx context.Context, wait bool) error {
 			l.pending = l.pending[1:]
 			l.m.windows.Inc()
 			l.m.watermark.Set(float64(w.To))
+			l.recordQuotas(ctx, w)
 			if l.failures > 0 {
 				l.logger.Info("ledger writes resumed", "from", time.Unix(w.From, 0).UTC(), "failed_attempts", l.failures)
 			}

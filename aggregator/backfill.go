@@ -52,6 +52,7 @@ func (l *Loop) Backfill(ctx context.Context, src RangeSource, from, to time.Time
 				l.m.scrapes.WithLabelValues("failed").Inc()
 			}
 			l.rec.Observe(s)
+			l.observeQuotas(s)
 		}
 		upTo := b.Unix() - b.Unix()%int64(l.cfg.Window/time.Second)
 		if !b.Before(to) {

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gpuledger/gpuledger/accounting"
+	"github.com/gpuledger/gpuledger/aggregator/observe"
 	"github.com/gpuledger/gpuledger/internal/tabular"
 )
 
@@ -469,6 +470,72 @@ func (s *Store) UpsertQuotas(ctx context.Context, qs []Quota) error {
 		cols[0], cols[1], cols[2], cols[3], from, nominal)
 	if err != nil {
 		return fmt.Errorf("upsert quotas: %w", err)
+	}
+	return nil
+}
+
+// RecordQuotas adds to the quota history of cluster the quotas observed
+// from their At on (observe.QueueQuota: the aggregator gives each change
+// once, dated by the first scrape that showed it), in one statement. A
+// quota is stored only where it changes the history: when the latest row
+// of its queue and resource starting at or before it has the same project
+// and value, nothing is written, so giving the same quotas again — after a
+// failure, or by a restarted aggregator that sees the values in force —
+// changes nothing. Starts are floored to the second; of two quotas of one
+// queue and resource in the same second the later in qs wins. A quota that
+// cannot be stored (empty names, text that is not UTF-8, a negative value)
+// is left out with an error wrapping ErrBadQuota; the others are stored.
+func (s *Store) RecordQuotas(ctx context.Context, cluster string, qs []observe.QueueQuota) error {
+	var bad []error
+	type key struct {
+		queue, resource string
+		from            time.Time
+	}
+	index := map[key]int{}
+	var rows []Quota
+	for _, o := range qs {
+		q := Quota{Cluster: cluster, Queue: o.Queue, Resource: o.Resource, Project: o.Project,
+			From: time.UnixMilli(o.At).UTC().Truncate(time.Second), NominalMilli: o.NominalMilli}
+		if err := q.validate(); err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		k := key{q.Queue, q.Resource, q.From}
+		if i, ok := index[k]; ok {
+			rows[i] = q
+			continue
+		}
+		index[k] = len(rows)
+		rows = append(rows, q)
+	}
+	if len(rows) > 0 {
+		cols := make([][]string, 3)
+		from := make([]time.Time, len(rows))
+		nominal := make([]int64, len(rows))
+		for i, q := range rows {
+			cols[0], cols[1], cols[2] = append(cols[0], q.Queue), append(cols[1], q.Resource), append(cols[2], q.Project)
+			from[i], nominal[i] = q.From, q.NominalMilli
+		}
+		_, err := s.pool.Exec(ctx, `INSERT INTO queue_quotas AS q (cluster, queue, resource, project, valid_from, nominal_milli)
+			SELECT $1, n.queue, n.resource, n.project, n.valid_from, n.nominal_milli
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[])
+				AS n(queue, resource, project, valid_from, nominal_milli)
+			WHERE NOT EXISTS (
+				SELECT 1 FROM (
+					SELECT p.project, p.nominal_milli FROM queue_quotas p
+					WHERE p.cluster = $1 AND p.queue = n.queue AND p.resource = n.resource AND p.valid_from <= n.valid_from
+					ORDER BY p.valid_from DESC LIMIT 1) prev
+				WHERE prev.project = n.project AND prev.nominal_milli = n.nominal_milli)
+			ON CONFLICT (cluster, queue, resource, valid_from) DO UPDATE SET
+				project = EXCLUDED.project, nominal_milli = EXCLUDED.nominal_milli, recorded_at = now()
+			WHERE (q.project, q.nominal_milli) IS DISTINCT FROM (EXCLUDED.project, EXCLUDED.nominal_milli)`,
+			cluster, cols[0], cols[1], cols[2], from, nominal)
+		if err != nil {
+			return fmt.Errorf("record quotas of cluster %s: %w", cluster, err)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("record quotas of cluster %s: %d left out: %w", cluster, len(bad), errors.Join(bad...))
 	}
 	return nil
 }

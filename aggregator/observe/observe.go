@@ -62,6 +62,29 @@ type FPGA struct {
 	Model  string
 }
 
+// Quota is the nominal quota of a Kueue ClusterQueue for one resource in
+// one resource flavor, as one scrape saw it
+// (gpuledger_kueue_clusterqueue_nominal_quota, served by the exporter in
+// cluster mode).
+type Quota struct {
+	ClusterQueue string
+	Flavor       string
+	Resource     string // extended-resource name: nvidia.com/gpu, nvidia.com/mig-1g.10gb, ...
+	NominalMilli int64  // thousandths of the resource (round(devices × 1000))
+}
+
+// QueueQuota is the nominal quota of a ClusterQueue for one resource,
+// summed over its flavors, in force from At on: what the ledger's quota
+// history (queue_quotas) stores.
+type QueueQuota struct {
+	Queue    string // the ClusterQueue
+	Resource string
+	// Project is the ledger project the queue's usage is accounted to.
+	Project      string
+	NominalMilli int64
+	At           int64 // first scrape that showed the value, Unix milliseconds
+}
+
 // Scrape is what one exporter answered at one time.
 type Scrape struct {
 	Target string // the exporter: its node name
@@ -72,6 +95,10 @@ type Scrape struct {
 	Allocs []Alloc
 	GPUs   []GPU
 	FPGAs  []FPGA
+	// Quotas are the Kueue ClusterQueue quotas the exporter served (in
+	// cluster mode), sorted by queue, flavor and resource; nil when it
+	// served none.
+	Quotas []Quota
 	// Unknown are allocations the scrape mentioned but that could not be
 	// read (a malformed series): their state at this scrape is unknown,
 	// which is not the same as absent — they must not be taken as ended.

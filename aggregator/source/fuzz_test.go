@@ -40,6 +40,17 @@ func FuzzParseText(f *testing.F) {
 				t.Fatalf("allocations not sorted or not unique: %+v then %+v", sc.Allocs[i-1].AllocKey, a.AllocKey)
 			}
 		}
+		for i, q := range sc.Quotas {
+			if q.ClusterQueue == "" || q.Resource == "" || q.NominalMilli < 0 || q.NominalMilli > maxDevices*1000 {
+				t.Fatalf("quota out of range: %+v", q)
+			}
+			if i > 0 {
+				p := sc.Quotas[i-1]
+				if [3]string{p.ClusterQueue, p.Flavor, p.Resource} == [3]string{q.ClusterQueue, q.Flavor, q.Resource} {
+					t.Fatalf("quota served twice: %+v", q)
+				}
+			}
+		}
 		for _, g := range sc.GPUs {
 			if g.Node == "" || g.UUID == "" || g.EnergyMillijoules < -1 {
 				t.Fatalf("GPU out of range: %+v", g)

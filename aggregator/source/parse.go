@@ -29,6 +29,9 @@ const (
 	FamilyEnergy   = "gpuledger_gpu_energy_joules_total"
 	FamilyTime     = "gpuledger_exporter_time_seconds"
 	FamilyFPGAInfo = "gpuledger_fpga_info"
+	// FamilyQuota is served by the exporter in cluster mode: the Kueue
+	// ClusterQueues' nominal quotas, by flavor and resource.
+	FamilyQuota = "gpuledger_kueue_clusterqueue_nominal_quota"
 	// FamilyUp is the series Prometheus writes for every scrape of a
 	// target: 1 when the scrape succeeded, 0 when it failed. Exporters do
 	// not serve it; the Prometheus source reads it to report failed scrapes.
@@ -38,7 +41,7 @@ const (
 // Families lists the exporter families the conversion reads, sorted.
 func Families() []string {
 	return []string{FamilyActivity, FamilyDevices, FamilyEnd, FamilyStart, FamilyWeight,
-		FamilyTime, FamilyEnergy, FamilyFPGAInfo, FamilyGPUInfo}
+		FamilyTime, FamilyEnergy, FamilyFPGAInfo, FamilyGPUInfo, FamilyQuota}
 }
 
 // DefaultMaxBodyBytes bounds the exposition one scrape may return (after
@@ -204,13 +207,15 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // ParseFamilies converts the metric families of one exposition of the
 // exporter target into a Scrape: allocations from the gpuledger_allocation_*
 // families joined on their labels, GPUs from gpuledger_gpu_info and
-// gpuledger_gpu_energy_joules_total, the time from
+// gpuledger_gpu_energy_joules_total, FPGAs from gpuledger_fpga_info, Kueue
+// quotas from gpuledger_kueue_clusterqueue_nominal_quota, the time from
 // gpuledger_exporter_time_seconds (fallback when absent or malformed).
 // Values become integer units: weight in milli-GPU, start and end in whole
-// seconds, energy in millijoules, activity in thousandths. A NaN, infinite,
-// negative, out-of-range or missing value drops its series (or, when it is
-// the start, weight or devices of an allocation, the allocation) with an
-// error in the returned *SeriesError; the rest of the scrape is kept.
+// seconds, energy in millijoules, activity and quotas in thousandths. A
+// NaN, infinite, negative, out-of-range or missing value drops its series
+// (or, when it is the start, weight or devices of an allocation, the
+// allocation) with an error in the returned *SeriesError; the rest of the
+// scrape is kept.
 func ParseFamilies(target string, fams map[string]*dto.MetricFamily, fallback time.Time) (observe.Scrape, error) {
 	b := newBuilder()
 	for name, mf := range fams {
@@ -300,13 +305,14 @@ const (
 	famEnergy
 	famTime
 	famFPGAInfo
+	famQuota
 	famUp
 )
 
 var familyNames = map[string]family{
 	FamilyStart: famStart, FamilyEnd: famEnd, FamilyWeight: famWeight, FamilyDevices: famDevices,
 	FamilyActivity: famActivity, FamilyGPUInfo: famGPUInfo, FamilyEnergy: famEnergy, FamilyTime: famTime,
-	FamilyFPGAInfo: famFPGAInfo,
+	FamilyFPGAInfo: famFPGAInfo, FamilyQuota: famQuota,
 }
 
 func familyOf(name string) family { return familyNames[name] }
@@ -333,11 +339,15 @@ type allocID struct {
 
 type gpuID struct{ Node, UUID string }
 
+// quotaID identifies one quota series: ClusterQueue, flavor, resource.
+type quotaID struct{ queue, flavor, resource string }
+
 // series is one decoded series: its family and identity.
 type series struct {
 	fam    family
 	alloc  allocID
 	gpu    gpuID
+	quota  quotaID
 	model  string // gpu_info
 	labels labelGetter
 }
@@ -385,6 +395,11 @@ func decodeSeries(fam family, l labelGetter) (*series, error) {
 		if s.gpu.Node == "" || s.gpu.UUID == "" {
 			return nil, fmt.Errorf("%w: %s: no node or device", ErrBadLabels, s.describe())
 		}
+	case famQuota:
+		s.quota = quotaID{queue: l.get("cluster_queue"), flavor: l.get("flavor"), resource: l.get("resource")}
+		if s.quota.queue == "" || s.quota.resource == "" {
+			return nil, fmt.Errorf("%w: %s: no cluster_queue or resource", ErrBadLabels, s.describe())
+		}
 	}
 	return s, nil
 }
@@ -406,7 +421,8 @@ type gpuPartial struct {
 type builder struct {
 	allocs  map[allocID]*partial
 	gpus    map[gpuID]*gpuPartial
-	fpgas   map[gpuID]string // model
+	fpgas   map[gpuID]string  // model
+	quotas  map[quotaID]int64 // milli; nil until a quota is served
 	timeMs  int64
 	hasTime bool
 	up      float64
@@ -469,6 +485,21 @@ func (b *builder) add(s *series, v float64) {
 			return
 		}
 		b.fpgas[s.gpu] = s.model
+		b.samples++
+		return
+	case famQuota:
+		if err := checkValue(s, v, 0, maxDevices); err != nil {
+			b.errs.add(err)
+			return
+		}
+		if _, dup := b.quotas[s.quota]; dup {
+			b.errs.add(fmt.Errorf("%w: %s", ErrDuplicate, s.describe()))
+			return
+		}
+		if b.quotas == nil {
+			b.quotas = map[quotaID]int64{}
+		}
+		b.quotas[s.quota] = int64(math.Round(v * 1000))
 		b.samples++
 		return
 	case famGPUInfo, famEnergy:
@@ -632,11 +663,35 @@ func (b *builder) finish(target string, fallbackMs int64) (observe.Scrape, *Seri
 		}
 		return sc.FPGAs[i].Device < sc.FPGAs[j].Device
 	})
+	sc.Quotas = b.finishQuotas()
 	sort.Slice(errs.Allocs, func(i, j int) bool { return keyLess(errs.Allocs[i], errs.Allocs[j]) })
 	errs.Allocs = slices.Compact(errs.Allocs)
 	// The reconstruction must not take them for ended.
 	sc.Unknown = slices.Clone(errs.Allocs)
 	return sc, &errs
+}
+
+// finishQuotas returns the quotas, sorted by queue, flavor and resource;
+// nil when the scrape served none.
+func (b *builder) finishQuotas() []observe.Quota {
+	if len(b.quotas) == 0 {
+		return nil
+	}
+	out := make([]observe.Quota, 0, len(b.quotas))
+	for id, milli := range b.quotas {
+		out = append(out, observe.Quota{ClusterQueue: id.queue, Flavor: id.flavor, Resource: id.resource, NominalMilli: milli})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		x, y := out[i], out[j]
+		if x.ClusterQueue != y.ClusterQueue {
+			return x.ClusterQueue < y.ClusterQueue
+		}
+		if x.Flavor != y.Flavor {
+			return x.Flavor < y.Flavor
+		}
+		return x.Resource < y.Resource
+	})
+	return out
 }
 
 func keyLess(a, b observe.AllocKey) bool {

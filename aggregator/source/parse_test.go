@@ -3,6 +3,7 @@ package source
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -54,6 +55,17 @@ func alloc(labels, start, weight, devices, end, activity string) string {
 	return b.String()
 }
 
+// quota writes one series of the Kueue quota family; an empty queue
+// leaves the cluster_queue label out.
+func quota(queue, flavor, resource, value string) string {
+	var l []string
+	if queue != "" {
+		l = append(l, fmt.Sprintf("cluster_queue=%q", queue))
+	}
+	l = append(l, fmt.Sprintf("flavor=%q", flavor), fmt.Sprintf("resource=%q", resource))
+	return "gpuledger_kueue_clusterqueue_nominal_quota{" + strings.Join(l, ",") + "} " + value + "\n"
+}
+
 var testKey = observe.AllocKey{Node: "a100-mig-01", Device: "MIG-b7a4e3d2-5d1c-5a8b-9c1e-3f2a1b0c9d03", PodUID: "uid-1",
 	Resource: "nvidia.com/mig-1g.10gb"}
 
@@ -73,6 +85,7 @@ func TestParseText(t *testing.T) {
 		time    int64
 		allocs  []observe.Alloc
 		gpus    []observe.GPU
+		quotas  []observe.Quota
 		dropped int      // series dropped; 0: no error
 		unknown int      // allocations whose state is unknown
 		errIs   error    // the dropped series' error, when dropped > 0
@@ -126,6 +139,29 @@ gpuledger_gpu_info{gpu="1",mig_mode="disabled",model="NVIDIA A100-SXM4-80GB",nod
 			time: fallback.UnixMilli(), dropped: 1, errIs: ErrBadValue, errText: []string{"gpuledger_exporter_time_seconds{} is NaN"}},
 		{name: "GPU without uuid", body: clock + `gpuledger_gpu_info{gpu="0",node="n",model="T4",mig_mode="disabled"} 1` + "\n",
 			time: clockMs, dropped: 1, errIs: ErrBadLabels, errText: []string{"no node or uuid"}},
+
+		{name: "Kueue quotas, sorted, in thousandths", body: clock + quota("cms-gpu", "t4", "nvidia.com/gpu", "4") +
+			quota("cms-gpu", "a100", "nvidia.com/gpu", "8") + quota("atlas", "a100", "nvidia.com/mig-1g.10gb", "2.5"),
+			time: clockMs, quotas: []observe.Quota{
+				{ClusterQueue: "atlas", Flavor: "a100", Resource: "nvidia.com/mig-1g.10gb", NominalMilli: 2500},
+				{ClusterQueue: "cms-gpu", Flavor: "a100", Resource: "nvidia.com/gpu", NominalMilli: 8000},
+				{ClusterQueue: "cms-gpu", Flavor: "t4", Resource: "nvidia.com/gpu", NominalMilli: 4000}}},
+		{name: "zero quota kept", body: clock + quota("cms-gpu", "a100", "nvidia.com/gpu", "0"),
+			time: clockMs, quotas: []observe.Quota{{ClusterQueue: "cms-gpu", Flavor: "a100", Resource: "nvidia.com/gpu"}}},
+		{name: "NaN quota dropped", body: clock + quota("cms-gpu", "a100", "nvidia.com/gpu", "NaN") +
+			quota("hub", "t4", "nvidia.com/gpu.shared", "16"),
+			time: clockMs, quotas: []observe.Quota{{ClusterQueue: "hub", Flavor: "t4", Resource: "nvidia.com/gpu.shared", NominalMilli: 16000}},
+			dropped: 1, errIs: ErrBadValue, errText: []string{"gpuledger_kueue_clusterqueue_nominal_quota{", "is NaN"}},
+		{name: "negative quota dropped", body: clock + quota("cms-gpu", "a100", "nvidia.com/gpu", "-2"),
+			time: clockMs, dropped: 1, errIs: ErrBadValue, errText: []string{"is negative"}},
+		{name: "infinite quota dropped", body: clock + quota("cms-gpu", "a100", "nvidia.com/gpu", "+Inf"),
+			time: clockMs, dropped: 1, errIs: ErrBadValue, errText: []string{"is +Inf"}},
+		{name: "quota without cluster_queue", body: clock + quota("", "a100", "nvidia.com/gpu", "8"),
+			time: clockMs, dropped: 1, errIs: ErrBadLabels, errText: []string{"no cluster_queue or resource"}},
+		{name: "quota served twice", body: clock + quota("cms-gpu", "a100", "nvidia.com/gpu", "8") +
+			"gpuledger_kueue_clusterqueue_nominal_quota{cluster_queue=\"cms-gpu\",flavor=\"a100\",resource=\"nvidia.com/gpu\",extra=\"x\"} 9\n",
+			time: clockMs, quotas: []observe.Quota{{ClusterQueue: "cms-gpu", Flavor: "a100", Resource: "nvidia.com/gpu", NominalMilli: 8000}},
+			dropped: 1, errIs: ErrDuplicate},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -138,6 +174,9 @@ gpuledger_gpu_info{gpu="1",mig_mode="disabled",model="NVIDIA A100-SXM4-80GB",nod
 			}
 			if !reflect.DeepEqual(sc.GPUs, c.gpus) {
 				t.Errorf("gpus:\n got %+v\nwant %+v", sc.GPUs, c.gpus)
+			}
+			if !reflect.DeepEqual(sc.Quotas, c.quotas) {
+				t.Errorf("quotas:\n got %+v\nwant %+v", sc.Quotas, c.quotas)
 			}
 			if c.dropped == 0 {
 				if err != nil {
@@ -210,5 +249,37 @@ func TestSeriesErrorText(t *testing.T) {
 	}
 	if e.orNil() == nil || (&SeriesError{}).orNil() != nil {
 		t.Error("orNil")
+	}
+}
+
+// TestParseClusterMode reads the cluster-mode exporter's golden exposition
+// (exporters/kube, read in place): the offload allocations and the Kueue
+// quotas; the pending requests are not the aggregator's.
+func TestParseClusterMode(t *testing.T) {
+	f, err := os.Open("../../exporters/kube/testdata/cluster.prom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fallback := time.UnixMilli(1_793_617_200_000)
+	sc, err := ParseText("cluster", f, fallback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []observe.Quota{
+		{ClusterQueue: "cms-gpu", Flavor: "a100", Resource: "nvidia.com/gpu", NominalMilli: 8000},
+		{ClusterQueue: "cms-gpu", Flavor: "a100", Resource: "nvidia.com/mig-1g.10gb", NominalMilli: 14000},
+		{ClusterQueue: "hub", Flavor: "t4", Resource: "nvidia.com/gpu.shared", NominalMilli: 16000},
+	}
+	if !sc.OK || sc.Time != fallback.UnixMilli() || !reflect.DeepEqual(sc.Quotas, want) {
+		t.Errorf("scrape OK %v at %d, quotas\n got %+v\nwant %+v", sc.OK, sc.Time, sc.Quotas, want)
+	}
+	if len(sc.Allocs) != 3 {
+		t.Errorf("%d offload allocations, want 3: %+v", len(sc.Allocs), sc.Allocs)
+	}
+	for _, a := range sc.Allocs {
+		if a.Class != "offload" || a.Node != "vk-cnaf" {
+			t.Errorf("allocation %+v: want class offload on vk-cnaf", a)
+		}
 	}
 }

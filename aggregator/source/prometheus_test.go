@@ -186,6 +186,45 @@ func TestPrometheusFetch(t *testing.T) {
 	}
 }
 
+// The cluster-mode exporter's Kueue quotas come with its scrapes, like
+// every other family; a NaN quota is dropped at its scrape.
+func TestPrometheusQuotas(t *testing.T) {
+	const inst = "10.0.0.9:9835"
+	quota := func(cq, flavor, res string) map[string]string {
+		return promLabels(FamilyQuota, inst, "cluster_queue", cq, "flavor", flavor, "resource", res)
+	}
+	f := newFakeProm(t, func(int, fakeQuery) (int, string) {
+		return 200, matrix(
+			stream{promLabels(FamilyTime, inst), [][2]any{{t0, "1793606400"}, {t0 + 15, "1793606415"}}},
+			stream{quota("cms-gpu", "a100", "nvidia.com/gpu"), [][2]any{{t0, "8"}, {t0 + 15, "6"}}},
+			stream{quota("hub", "t4", "nvidia.com/gpu.shared"), [][2]any{{t0, "16"}, {t0 + 15, "NaN"}}},
+			stream{promLabels(FamilyUp, inst), [][2]any{{t0, "1"}, {t0 + 15, "1"}}},
+		)
+	})
+	p, err := NewPrometheus(fastOptions(f.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrapes, err := p.Fetch(context.Background(), time.Unix(t0, 0), time.Unix(t0+60, 0))
+	var se *SeriesError
+	if !errors.As(err, &se) || se.Dropped != 1 || !errors.Is(err, ErrBadValue) {
+		t.Fatalf("want the NaN quota dropped, got %v", err)
+	}
+	want := []observe.Scrape{
+		{Target: inst, Time: t0 * 1000, OK: true, Quotas: []observe.Quota{
+			{ClusterQueue: "cms-gpu", Flavor: "a100", Resource: "nvidia.com/gpu", NominalMilli: 8000},
+			{ClusterQueue: "hub", Flavor: "t4", Resource: "nvidia.com/gpu.shared", NominalMilli: 16000}}},
+		{Target: inst, Time: (t0 + 15) * 1000, OK: true, Quotas: []observe.Quota{
+			{ClusterQueue: "cms-gpu", Flavor: "a100", Resource: "nvidia.com/gpu", NominalMilli: 6000}}},
+	}
+	if fmt.Sprintf("%+v", scrapes) != fmt.Sprintf("%+v", want) {
+		t.Errorf("scrapes\n got %+v\nwant %+v", scrapes, want)
+	}
+	if q := f.recorded()[0].query; !strings.Contains(q, "|"+FamilyQuota+"|") {
+		t.Errorf("query %s does not read %s", q, FamilyQuota)
+	}
+}
+
 func TestPrometheusChunks(t *testing.T) {
 	f := newFakeProm(t, func(_ int, q fakeQuery) (int, string) {
 		// One exporter-clock sample at every quarter hour of the window.
@@ -374,7 +413,7 @@ func TestPrometheusOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, at := p.Query(time.Unix(t0, 0), time.Unix(t0+300, 0))
-	if want := `{__name__=~"gpuledger_allocation_activity_ratio|gpuledger_allocation_devices|gpuledger_allocation_end_time_seconds|gpuledger_allocation_start_time_seconds|gpuledger_allocation_weight_ratio|gpuledger_exporter_time_seconds|gpuledger_fpga_info|gpuledger_gpu_energy_joules_total|gpuledger_gpu_info",cluster="a\"b"}[300001ms]`; q != want {
+	if want := `{__name__=~"gpuledger_allocation_activity_ratio|gpuledger_allocation_devices|gpuledger_allocation_end_time_seconds|gpuledger_allocation_start_time_seconds|gpuledger_allocation_weight_ratio|gpuledger_exporter_time_seconds|gpuledger_fpga_info|gpuledger_gpu_energy_joules_total|gpuledger_gpu_info|gpuledger_kueue_clusterqueue_nominal_quota",cluster="a\"b"}[300001ms]`; q != want {
 		t.Errorf("query\n got %s\nwant %s", q, want)
 	}
 	if !at.Equal(time.UnixMilli(t0*1000 + 300_000 - 1)) {
