@@ -52,7 +52,7 @@ func loadSmall(t *testing.T) *scenario.Scenario {
 // with the ground truth by project, user and resource.
 func replayAndCompare(t *testing.T, s *scenario.Scenario, opts Options, dbOut ...*string) (*Summary, *Comparison) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	opts.Scenario, opts.DatabaseURL, opts.Binary, opts.WorkDir = s, pgtest.New(t), binary, t.TempDir()
 	for _, p := range dbOut {
