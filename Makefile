@@ -14,7 +14,7 @@ LDFLAGS := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VP
 TRACE_DIR ?= $(abspath ../shared/data)
 export TRACE_DIR
 
-.PHONY: all build test unit lint bench demo generate check-generated clean
+.PHONY: all build test unit lint fuzz bench demo generate check-generated clean
 
 all: build
 
@@ -23,7 +23,7 @@ build:
 
 ## test: lint, build and run every test (golden files, promtool checks and the
 ## trace tests included; the trace tests skip with a message without TRACE_DIR).
-test: lint build unit
+test: lint build unit fuzz
 
 unit:
 	$(GO) test -count=1 -p 2 -timeout 14m ./...
@@ -33,6 +33,30 @@ lint:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+
+## fuzz: a bounded run of every parser of untrusted input (the seed corpora
+## in testdata/ also run in unit). FUZZTIME per target; a finding fails the
+## run and is written under the package's testdata/fuzz/ for the next test.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := \
+	exporters/dcgm:FuzzParse \
+	exporters/fpga:FuzzSysfsValue \
+	exporters/fpga:FuzzXbutilJSON \
+	exporters/kubelet:FuzzParseDeviceID \
+	exporters/nvml:FuzzProfileFromName \
+	exporters/kube:FuzzClusterQueueQuotas \
+	attribution:FuzzParseRules \
+	api/auth:FuzzVerify \
+	api:FuzzUsageQuery \
+	api/web:FuzzSessionCookie
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$fn ./$$pkg ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 2 ./$$pkg >/dev/null || \
+	    { echo "fuzz $$fn ./$$pkg failed:"; $(GO) test -run "^$$fn\$$" ./$$pkg; exit 1; }; \
+	done
 
 ## bench: the performance figures of docs/performance.md.
 bench:
