@@ -5,14 +5,6 @@ import "github.com/gpuledger/gpuledger/exporters/metrics"
 // The families the simulated source serves, from exporters/metrics.
 var (
 	AllocationLabels  = metrics.AllocationLabels
-	gpuLabels         = metrics.GPULabels
-	gpuInfoLabels     = metrics.GPUInfoLabels
-	eccLabels         = metrics.ECCLabels
-	migLabels         = metrics.MIGLabels
-	fpgaLabels        = metrics.FPGALabels
-	fpgaInfo          = metrics.FPGAInfoLabels
-	fpgaTemp          = metrics.FPGATempLabels
-	fpgaCU            = metrics.FPGACULabels
 	allocStartDesc    = metrics.AllocStart
 	allocEndDesc      = metrics.AllocEnd
 	allocWeightDesc   = metrics.AllocWeight
