@@ -74,54 +74,93 @@ const (
 	inRunsAdjustments = runs + ` JOIN ledger_adjustments l ON l.cluster = $1 AND l.hour >= to_timestamp(r.lo) AND l.hour < to_timestamp(r.hi)`
 )
 
-const upsertIntervalsSQL = `
-WITH input AS (
+// The columns of a window's intervals as the upsert reads them: an end of
+// 0 is an open interval.
+var inputCols = []string{"node", "device", "pod_uid", "resource", "class", "gpu_uuid", "model", "profile",
+	"namespace", "pod", "user_name", "project", "queue", "site", "start_unix", "end_unix", "end_exact",
+	"last_seen_unix_ms", "weight_milli", "devices"}
+
+// arrayInput is a window's intervals given as 20 arrays, $2 to $21.
+const arrayInput = `
 	SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
 		$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
 		$16::bigint[], $17::bigint[], $18::boolean[], $19::bigint[], $20::bigint[], $21::bigint[])
 	AS t(node, device, pod_uid, resource, class, gpu_uuid, model, profile, namespace, pod, user_name,
-		project, queue, site, start_unix, end_unix, end_exact, last_seen_unix_ms, weight_milli, devices)
-),
+		project, queue, site, start_unix, end_unix, end_exact, last_seen_unix_ms, weight_milli, devices)`
+
+// stageTable is a temporary table of the window's intervals, written with
+// COPY when a window carries many (bulkThresholds.intervals or more); it
+// is dropped at commit.
+const (
+	stageTable     = "ledger_stage_intervals"
+	createStageSQL = `CREATE TEMPORARY TABLE ` + stageTable + ` (
+	node text, device text, pod_uid text, resource text, class text, gpu_uuid text, model text, profile text,
+	namespace text, pod text, user_name text, project text, queue text, site text, start_unix bigint,
+	end_unix bigint, end_exact boolean, last_seen_unix_ms bigint, weight_milli bigint, devices bigint
+) ON COMMIT DROP`
+	stagedInput = `
+	SELECT * FROM ` + stageTable
+)
+
+// upsertIntervalsSQL and upsertStagedSQL upsert the intervals of a window
+// of cluster $1, given as arrays or staged.
+const (
+	upsertIntervalsSQL = "WITH input AS (" + arrayInput + "\n)," + upsertSQL
+	upsertStagedSQL    = "WITH input AS (" + stagedInput + "\n)," + upsertSQL
+)
+
+// upsertSQL is the upsert after its input: it inserts the new intervals,
+// updates the known ones that changed, and returns, for each interval it
+// inserted or changed, the new and old extent and whether its ledger key,
+// weight or device count changed. The new ones are inserted without ON
+// CONFLICT: ApplyWindow holds the cluster's lock, so no other transaction
+// inserts intervals of the cluster meanwhile, and all parts of the
+// statement see the table as it was before it.
+const upsertSQL = `
 old AS (
-	SELECT i.node, i.device, i.pod_uid, i.resource, i.start_unix, i.end_unix,
+	SELECT i.ctid AS row_id, i.node, i.device, i.pod_uid, i.resource, i.start_unix, i.end_unix,
 		i.project, i.user_name, i.namespace, i.class, i.model, i.profile, i.site, i.weight_milli, i.devices
 	FROM intervals i JOIN input n USING (node, device, pod_uid, resource)
 	WHERE i.cluster = $1
 ),
-up AS (
-	INSERT INTO intervals AS i (cluster, node, device, pod_uid, resource, class, gpu_uuid, model, profile,
+ins AS (
+	INSERT INTO intervals (cluster, node, device, pod_uid, resource, class, gpu_uuid, model, profile,
 		namespace, pod, user_name, project, queue, site, start_unix, end_unix, end_exact, last_seen_unix_ms,
 		weight_milli, devices)
-	SELECT $1, node, device, pod_uid, resource, class, gpu_uuid, model, profile, namespace, pod, user_name,
-		project, queue, site, start_unix, NULLIF(end_unix, 0), end_exact, last_seen_unix_ms, weight_milli, devices
-	FROM input
-	ON CONFLICT (cluster, node, device, pod_uid, resource) DO UPDATE SET
-		class = EXCLUDED.class, gpu_uuid = EXCLUDED.gpu_uuid, model = EXCLUDED.model,
-		profile = EXCLUDED.profile, namespace = EXCLUDED.namespace, pod = EXCLUDED.pod,
-		user_name = EXCLUDED.user_name, project = EXCLUDED.project, queue = EXCLUDED.queue,
-		site = EXCLUDED.site, start_unix = EXCLUDED.start_unix, end_unix = EXCLUDED.end_unix,
-		end_exact = EXCLUDED.end_exact, last_seen_unix_ms = EXCLUDED.last_seen_unix_ms,
-		weight_milli = EXCLUDED.weight_milli, devices = EXCLUDED.devices, updated_at = now()
-	WHERE (i.class, i.gpu_uuid, i.model, i.profile, i.namespace, i.pod, i.user_name, i.project, i.queue,
+	SELECT $1, n.node, n.device, n.pod_uid, n.resource, n.class, n.gpu_uuid, n.model, n.profile, n.namespace,
+		n.pod, n.user_name, n.project, n.queue, n.site, n.start_unix, NULLIF(n.end_unix, 0), n.end_exact,
+		n.last_seen_unix_ms, n.weight_milli, n.devices
+	FROM input n
+	WHERE NOT EXISTS (SELECT FROM old o
+		WHERE o.node = n.node AND o.device = n.device AND o.pod_uid = n.pod_uid AND o.resource = n.resource)
+	RETURNING start_unix, end_unix
+),
+upd AS (
+	UPDATE intervals i SET
+		class = n.class, gpu_uuid = n.gpu_uuid, model = n.model, profile = n.profile, namespace = n.namespace,
+		pod = n.pod, user_name = n.user_name, project = n.project, queue = n.queue, site = n.site,
+		start_unix = n.start_unix, end_unix = NULLIF(n.end_unix, 0), end_exact = n.end_exact,
+		last_seen_unix_ms = n.last_seen_unix_ms, weight_milli = n.weight_milli, devices = n.devices,
+		updated_at = now()
+	FROM old o JOIN input n USING (node, device, pod_uid, resource)
+	WHERE i.ctid = o.row_id
+		AND (i.class, i.gpu_uuid, i.model, i.profile, i.namespace, i.pod, i.user_name, i.project, i.queue,
 		i.site, i.start_unix, i.end_unix, i.end_exact, i.last_seen_unix_ms, i.weight_milli, i.devices)
 		IS DISTINCT FROM
-		(EXCLUDED.class, EXCLUDED.gpu_uuid, EXCLUDED.model, EXCLUDED.profile, EXCLUDED.namespace,
-		EXCLUDED.pod, EXCLUDED.user_name, EXCLUDED.project, EXCLUDED.queue, EXCLUDED.site,
-		EXCLUDED.start_unix, EXCLUDED.end_unix, EXCLUDED.end_exact, EXCLUDED.last_seen_unix_ms,
-		EXCLUDED.weight_milli, EXCLUDED.devices)
+		(n.class, n.gpu_uuid, n.model, n.profile, n.namespace, n.pod, n.user_name, n.project, n.queue, n.site,
+		n.start_unix, NULLIF(n.end_unix, 0), n.end_exact, n.last_seen_unix_ms, n.weight_milli, n.devices)
 		-- An interval only moves forward: an exact end is kept against an
 		-- inferred one, and an older view (seen earlier) never replaces a newer.
-		AND (EXCLUDED.end_exact OR (NOT i.end_exact AND EXCLUDED.last_seen_unix_ms >= i.last_seen_unix_ms))
-	RETURNING i.node, i.device, i.pod_uid, i.resource, i.start_unix, i.end_unix,
-		i.project, i.user_name, i.namespace, i.class, i.model, i.profile, i.site, i.weight_milli, i.devices
+		AND (n.end_exact OR (NOT i.end_exact AND n.last_seen_unix_ms >= i.last_seen_unix_ms))
+	RETURNING i.start_unix, i.end_unix, o.start_unix AS old_start, o.end_unix AS old_end,
+		(i.project, i.user_name, i.namespace, i.class, i.model, i.profile, i.site, i.weight_milli, i.devices)
+		IS DISTINCT FROM
+		(o.project, o.user_name, o.namespace, o.class, o.model, o.profile, o.site, o.weight_milli, o.devices)
+		AS key_changed
 )
-SELECT up.start_unix, coalesce(up.end_unix, 0), old.node IS NOT NULL,
-	coalesce(old.start_unix, 0), coalesce(old.end_unix, 0),
-	old.node IS NOT NULL AND
-	(up.project, up.user_name, up.namespace, up.class, up.model, up.profile, up.site, up.weight_milli, up.devices)
-	IS DISTINCT FROM
-	(old.project, old.user_name, old.namespace, old.class, old.model, old.profile, old.site, old.weight_milli, old.devices)
-FROM up LEFT JOIN old USING (node, device, pod_uid, resource)`
+SELECT start_unix, coalesce(end_unix, 0), false, 0::bigint, 0::bigint, false FROM ins
+UNION ALL
+SELECT start_unix, coalesce(end_unix, 0), true, old_start, coalesce(old_end, 0), key_changed FROM upd`
 
 // overlapSQL finds a stored window of cluster $1 that overlaps [$2, $3)
 // with other bounds. Windows with rows lie within one hour, so only the
@@ -238,6 +277,24 @@ FROM ` + timeRuns + `
 JOIN ledger_daily l ON l.cluster = $1 AND l.day >= r.lo AND l.day < r.hi
 GROUP BY l.cluster, date_trunc('month', l.day, 'UTC'), ` + lKeyCols
 
+// monthlyProjectSQL rolls the monthly rows of the months in the runs $2,
+// $3 up by project.
+const monthlyProjectSQL = `
+INSERT INTO ledger_monthly_project (cluster, month, project, ` + valCols + `)
+SELECT l.cluster, l.month, l.project,
+	sum(l.allocated_milli_gpu_seconds)::bigint, sum(l.device_seconds)::bigint,
+	sum(l.used_milli_gpu_seconds)::bigint, sum(l.idle_milli_gpu_seconds)::bigint,
+	sum(l.energy_millijoules)::bigint, sum(l.fpga_seconds)::bigint
+FROM ` + timeRuns + `
+JOIN ledger_monthly l ON l.cluster = $1 AND l.month >= r.lo AND l.month < r.hi
+GROUP BY l.cluster, l.month, l.project`
+
+// deleteMonthsSQL deletes the rows of the months in the runs $2, $3 of
+// cluster $1 from a monthly table.
+func deleteMonthsSQL(table string) string {
+	return "DELETE FROM " + table + " l USING " + timeRuns + " WHERE l.cluster = $1 AND l.month >= r.lo AND l.month < r.hi"
+}
+
 // ApplyWindow stores w and brings the ledger up to date with it, in one
 // transaction:
 //
@@ -252,7 +309,10 @@ GROUP BY l.cluster, date_trunc('month', l.day, 'UTC'), ` + lKeyCols
 //  4. recompute the hourly ledger and capacity rows of every hour the
 //     window touches — its own hours, the hours the watermark moved over,
 //     and for each interval that changed the hours between its old and
-//     new extent — then the day and month rollups of those hours.
+//     new extent — then the day and month rollups of those hours and the
+//     months' rows by project. Many hours (a backfill) are computed in Go
+//     and written with COPY (recomputeBulk), a few in SQL (recompute);
+//     both give the same rows.
 //
 // Hours of a closed month are not rewritten: the difference between
 // their recomputed and recorded values goes to ledger_adjustments.
@@ -266,7 +326,7 @@ func (s *Store) ApplyWindow(ctx context.Context, w observe.Window) error {
 	var stats applyStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		stats, err = applyWindow(ctx, tx, &w)
+		stats, err = applyWindow(ctx, tx, &w, s.bulk)
 		return err
 	})
 	if err != nil {
@@ -284,7 +344,9 @@ type applyStats struct {
 	late                          bool
 }
 
-func applyWindow(ctx context.Context, tx pgx.Tx, w *observe.Window) (applyStats, error) {
+// applyWindow applies w in tx, on the bulk paths from the thresholds of
+// bulk on.
+func applyWindow(ctx context.Context, tx pgx.Tx, w *observe.Window, bulk bulkThresholds) (applyStats, error) {
 	var st applyStats
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockApply, clusterKey(w.Cluster)); err != nil {
 		return st, err
@@ -320,7 +382,7 @@ func applyWindow(ctx context.Context, tx pgx.Tx, w *observe.Window) (applyStats,
 		affected.addRange(oldWM, newWM)
 	}
 	if len(w.Intervals) > 0 {
-		n, err := upsertIntervals(ctx, tx, w, oldWM, newWM, affected)
+		n, err := upsertIntervals(ctx, tx, w, len(w.Intervals) >= bulk.intervals, oldWM, newWM, affected)
 		if err != nil {
 			return st, err
 		}
@@ -362,6 +424,9 @@ func applyWindow(ctx context.Context, tx pgx.Tx, w *observe.Window) (applyStats,
 	if len(open) == 0 {
 		return st, nil
 	}
+	if len(open) >= bulk.hours {
+		return st, recomputeBulk(ctx, tx, w.Cluster, open, newWM)
+	}
 	return st, recompute(ctx, tx, w.Cluster, open, newWM)
 }
 
@@ -394,9 +459,10 @@ func recompute(ctx context.Context, tx pgx.Tx, cluster string, hours []int64, wa
 		{"delete daily rows", "DELETE FROM ledger_daily l USING " + timeRuns +
 			" WHERE l.cluster = $1 AND l.day >= r.lo AND l.day < r.hi", []any{cluster, dayLo, dayHi}},
 		{"roll up days", dailySQL, []any{cluster, dayLo, dayHi}},
-		{"delete monthly rows", "DELETE FROM ledger_monthly l USING " + timeRuns +
-			" WHERE l.cluster = $1 AND l.month >= r.lo AND l.month < r.hi", []any{cluster, monthLo, monthHi}},
+		{"delete monthly rows", deleteMonthsSQL("ledger_monthly"), []any{cluster, monthLo, monthHi}},
 		{"roll up months", monthlySQL, []any{cluster, monthLo, monthHi}},
+		{"delete monthly rows by project", deleteMonthsSQL("ledger_monthly_project"), []any{cluster, monthLo, monthHi}},
+		{"roll up months by project", monthlyProjectSQL, []any{cluster, monthLo, monthHi}},
 	}
 	for _, st := range steps {
 		if _, err := tx.Exec(ctx, st.sql, st.args...); err != nil {
@@ -408,7 +474,36 @@ func recompute(ctx context.Context, tx pgx.Tx, cluster string, hours []int64, wa
 
 // upsertIntervals writes w's intervals and adds to affected the hours
 // their changes touch. It returns how many rows changed.
-func upsertIntervals(ctx context.Context, tx pgx.Tx, w *observe.Window, oldWM, newWM int64, affected hourSet) (int, error) {
+func upsertIntervals(ctx context.Context, tx pgx.Tx, w *observe.Window, staged bool, oldWM, newWM int64, affected hourSet) (int, error) {
+	var rows pgx.Rows
+	var err error
+	if staged {
+		rows, err = upsertStaged(ctx, tx, w)
+	} else {
+		rows, err = tx.Query(ctx, upsertIntervalsSQL, intervalArrays(w)...)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("upsert intervals: %w", err)
+	}
+	changed := 0
+	for rows.Next() {
+		c := change{oldWM: oldWM, newWM: newWM}
+		if err := rows.Scan(&c.newStart, &c.newEnd, &c.existed, &c.oldStart, &c.oldEnd, &c.keyChanged); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("upsert intervals: %w", err)
+		}
+		c.affected(affected)
+		changed++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("upsert intervals: %w", err)
+	}
+	return changed, nil
+}
+
+// intervalArrays returns the arguments of upsertIntervalsSQL: the cluster
+// and the intervals' columns as arrays.
+func intervalArrays(w *observe.Window) []any {
 	n := len(w.Intervals)
 	text := make([][]string, 14)
 	for i := range text {
@@ -428,25 +523,27 @@ func upsertIntervals(ctx context.Context, tx pgx.Tx, w *observe.Window, oldWM, n
 	for _, col := range text {
 		args = append(args, col)
 	}
-	args = append(args, starts, ends, exact, lastSeen, weights, devices)
-	rows, err := tx.Query(ctx, upsertIntervalsSQL, args...)
+	return append(args, starts, ends, exact, lastSeen, weights, devices)
+}
+
+// upsertStaged writes w's intervals into a temporary table with COPY and
+// upserts them from there.
+func upsertStaged(ctx context.Context, tx pgx.Tx, w *observe.Window) (pgx.Rows, error) {
+	if _, err := tx.Exec(ctx, createStageSQL); err != nil {
+		return nil, err
+	}
+	row := make([]any, len(inputCols))
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, inputCols, pgx.CopyFromSlice(len(w.Intervals), func(i int) ([]any, error) {
+		x := &w.Intervals[i]
+		row[0], row[1], row[2], row[3], row[4], row[5], row[6] = x.Node, x.Device, x.PodUID, x.Resource, x.Class, x.GPUUUID, x.Model
+		row[7], row[8], row[9], row[10], row[11], row[12], row[13] = x.Profile, x.Namespace, x.Pod, x.User, x.Project, x.Queue, x.Site
+		row[14], row[15], row[16], row[17], row[18], row[19] = x.Start, x.End, x.EndExact, x.LastSeen, x.WeightMilli, x.Devices
+		return row, nil
+	}))
 	if err != nil {
-		return 0, fmt.Errorf("upsert intervals: %w", err)
+		return nil, fmt.Errorf("stage: %w", err)
 	}
-	changed := 0
-	for rows.Next() {
-		c := change{oldWM: oldWM, newWM: newWM}
-		if err := rows.Scan(&c.newStart, &c.newEnd, &c.existed, &c.oldStart, &c.oldEnd, &c.keyChanged); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("upsert intervals: %w", err)
-		}
-		c.affected(affected)
-		changed++
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("upsert intervals: %w", err)
-	}
-	return changed, nil
+	return tx.Query(ctx, upsertStagedSQL, w.Cluster)
 }
 
 // replaceWindowRows replaces the usage, energy and capacity rows stored

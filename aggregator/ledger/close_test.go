@@ -29,6 +29,7 @@ func frozenRows(t *testing.T, s *Store, month time.Time) []string {
 		"SELECT t::text FROM ledger_hourly t WHERE hour >= $1 AND hour < $2 ORDER BY 1",
 		"SELECT t::text FROM ledger_daily t WHERE day >= $1 AND day < $2 ORDER BY 1",
 		"SELECT t::text FROM ledger_monthly t WHERE month >= $1 AND month < $2 ORDER BY 1",
+		"SELECT t::text FROM ledger_monthly_project t WHERE month >= $1 AND month < $2 ORDER BY 1",
 		"SELECT t::text FROM capacity_hourly t WHERE hour >= $1 AND hour < $2 ORDER BY 1",
 	} {
 		rows, err := s.pool.Query(context.Background(), q, month, end)

@@ -134,8 +134,8 @@ func hourlyRows(t *testing.T, s *Store, cluster, table string) []string {
 
 // allTables lists every table the ledger writes.
 var allTables = []string{"intervals", "window_usage", "window_energy", "window_capacity", "watermarks",
-	"ledger_hourly", "ledger_daily", "ledger_monthly", "capacity_hourly", "closed_months", "ledger_adjustments",
-	"schema_migrations"}
+	"ledger_hourly", "ledger_daily", "ledger_monthly", "ledger_monthly_project", "capacity_hourly", "closed_months",
+	"ledger_adjustments", "schema_migrations"}
 
 // dump returns every row of every table as text, sorted.
 func dump(t *testing.T, s *Store) map[string][]string {
@@ -185,8 +185,9 @@ func dash(s string) string {
 	return s
 }
 
-// checkRollups asserts that the daily rows are the sums of the hourly rows
-// and the monthly rows the sums of the daily rows.
+// checkRollups asserts that the daily rows are the sums of the hourly rows,
+// the monthly rows the sums of the daily rows, and the monthly rows by
+// project the sums of the monthly rows.
 func checkRollups(t *testing.T, s *Store) {
 	t.Helper()
 	for _, q := range []struct{ what, sql string }{
@@ -211,6 +212,18 @@ func checkRollups(t *testing.T, s *Store) {
 			 FROM ledger_daily GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9)
 			 EXCEPT ALL
 			(SELECT cluster, month, ` + keyCols + `, ` + valCols + ` FROM ledger_monthly)`},
+		{"monthly by project vs monthly", `
+			(SELECT cluster, month, project, sum(allocated_milli_gpu_seconds), sum(device_seconds),
+				sum(used_milli_gpu_seconds), sum(idle_milli_gpu_seconds), sum(energy_millijoules), sum(fpga_seconds)
+			 FROM ledger_monthly GROUP BY 1, 2, 3)
+			 EXCEPT ALL
+			(SELECT cluster, month, project, ` + valCols + ` FROM ledger_monthly_project)`},
+		{"monthly vs monthly by project", `
+			(SELECT cluster, month, project, ` + valCols + ` FROM ledger_monthly_project)
+			 EXCEPT ALL
+			(SELECT cluster, month, project, sum(allocated_milli_gpu_seconds), sum(device_seconds),
+				sum(used_milli_gpu_seconds), sum(idle_milli_gpu_seconds), sum(energy_millijoules), sum(fpga_seconds)
+			 FROM ledger_monthly GROUP BY 1, 2, 3)`},
 		{"daily vs monthly", `
 			(SELECT cluster, month, ` + keyCols + `, ` + valCols + ` FROM ledger_monthly)
 			 EXCEPT ALL

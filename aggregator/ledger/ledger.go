@@ -77,6 +77,9 @@ type Store struct {
 	url  string
 	log  *slog.Logger
 	now  func() time.Time
+	// bulk says when ApplyWindow takes its bulk paths (defaultBulk;
+	// tests change it).
+	bulk bulkThresholds
 }
 
 // Open connects to the database at url (a PostgreSQL URL or key=value
@@ -97,7 +100,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
-	s := &Store{pool: pool, url: url, log: opts.Logger, now: opts.Now}
+	s := &Store{pool: pool, url: url, log: opts.Logger, now: opts.Now, bulk: defaultBulk}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

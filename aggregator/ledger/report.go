@@ -244,18 +244,19 @@ func (s *Store) Report(ctx context.Context, q ReportQuery, fn func(ReportRow) er
 	if err != nil {
 		return err
 	}
-	clusters, err := s.reportClusters(ctx, q.Cluster)
-	if err != nil {
-		return err
-	}
-	sql, args := reportSQL(q, clusters, models, micro)
+	// One round trip: the cluster is a condition of the statement, whose
+	// text depends only on the query's shape, so that pgx prepares it once
+	// per connection. Only an empty answer asks whether the cluster exists.
+	sql, args := reportSQL(q, models, micro)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	defer rows.Close()
 	n := len(q.GroupBy)
+	groups := 0
 	for rows.Next() {
+		groups++
 		r := ReportRow{Keys: make([]string, n)}
 		dest := make([]any, 0, n+7)
 		for i := range r.Keys {
@@ -272,6 +273,13 @@ func (s *Store) Report(ctx context.Context, q ReportQuery, fn func(ReportRow) er
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("report: %w", err)
+	}
+	if groups == 0 && q.Cluster != "" {
+		// Every ledger row's cluster has a watermark, written in the same
+		// transaction: an unknown cluster can only give an empty answer.
+		if _, err := s.reportClusters(ctx, q.Cluster); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -333,28 +341,55 @@ func (s *Store) reportClusters(ctx context.Context, cluster string) ([]string, e
 	return []string{cluster}, nil
 }
 
-// reportSQL builds the report's query: the segments' rows and the
-// adjustments of the range, weighted by model, grouped and sorted.
-func reportSQL(q ReportQuery, clusters, models []string, micro []int64) (string, []any) {
-	args := []any{clusters}
+// reportSQL builds the report's query: the segments' rows (for whole
+// months by project, or their total, ledger_monthly_project's) and the
+// adjustments of the range, weighted by model, grouped and sorted. The
+// rows are those of q.Cluster, or of every cluster when it is "" (every
+// cluster with ledger rows has a watermark). The statement's text depends
+// only on the query's shape — cluster or not, group-by keys, segments,
+// weights or not — and its values are arguments.
+//
+// Groups are formed and sorted in the "C" collation: for the database's
+// deterministic collations equal text is equal bytes, so the groups are
+// the same, and one sort both groups and gives the byte order reports
+// promise.
+func reportSQL(q ReportQuery, models []string, micro []int64) (string, []any) {
+	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	where := ""
+	if q.Cluster != "" {
+		where = "cluster = " + arg(q.Cluster) + " AND "
+	}
+	cols := make([]string, 0, len(q.GroupBy)+1)
+	for _, k := range q.GroupBy {
+		cols = append(cols, keyColumn[k])
+	}
+	if len(models) > 0 && !slices.Contains(cols, "model") {
+		cols = append(cols, "model")
+	}
+	cols = append(cols, valCols)
+	sel := strings.Join(cols, ", ")
 	from, to := q.From.UTC(), q.To.UTC()
+	// Whole months by project, or their total, without weights (which need
+	// the model) are the months' rows by project.
+	byProject := len(models) == 0 && (len(q.GroupBy) == 0 || slices.Equal(q.GroupBy, []string{KeyProject}))
 	var parts []string
 	for _, sg := range plan(from, to, q.HourlyOnly) {
-		parts = append(parts, fmt.Sprintf("SELECT %s, %s FROM %s WHERE cluster = ANY($1) AND %s >= %s AND %s < %s",
-			keyCols, valCols, sg.table, sg.col, arg(sg.from), sg.col, arg(sg.to)))
+		if sg.table == "ledger_monthly" && byProject {
+			sg.table = "ledger_monthly_project"
+		}
+		parts = append(parts, fmt.Sprintf("SELECT %s FROM %s WHERE %s%s >= %s AND %s < %s",
+			sel, sg.table, where, sg.col, arg(sg.from), sg.col, arg(sg.to)))
 	}
-	parts = append(parts, fmt.Sprintf("SELECT %s, %s FROM ledger_adjustments WHERE cluster = ANY($1) AND hour >= %s AND hour < %s",
-		keyCols, valCols, arg(from), arg(to)))
+	parts = append(parts, fmt.Sprintf("SELECT %s FROM ledger_adjustments WHERE %shour >= %s AND hour < %s",
+		sel, where, arg(from), arg(to)))
 
 	keys := make([]string, len(q.GroupBy))
-	order := make([]string, len(q.GroupBy))
 	for i, k := range q.GroupBy {
-		keys[i] = "r." + keyColumn[k]
-		order[i] = keys[i] + ` COLLATE "C"`
+		keys[i] = "r." + keyColumn[k] + ` COLLATE "C"`
 	}
 	var b strings.Builder
 	b.WriteString("SELECT ")
@@ -377,8 +412,8 @@ func reportSQL(q ReportQuery, clusters, models []string, micro []int64) (string,
 	b.WriteString(`HAVING sum(r.allocated_milli_gpu_seconds) <> 0 OR sum(r.device_seconds) <> 0
 	OR sum(r.used_milli_gpu_seconds) <> 0 OR sum(r.idle_milli_gpu_seconds) <> 0
 	OR sum(r.energy_millijoules) <> 0 OR sum(r.fpga_seconds) <> 0`)
-	if len(order) > 0 {
-		b.WriteString("\nORDER BY " + strings.Join(order, ", "))
+	if len(keys) > 0 {
+		b.WriteString("\nORDER BY " + strings.Join(keys, ", "))
 	}
 	return b.String(), args
 }

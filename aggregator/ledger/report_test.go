@@ -153,25 +153,27 @@ func TestReportRollupsEqualHours(t *testing.T) {
 	for _, rg := range ranges {
 		from, to := utc(rg[0]), utc(rg[1])
 		for _, gb := range groupBys {
-			collect := func(hourly bool) []string {
-				var out []string
-				err := s.Report(ctx, ReportQuery{Cluster: testCluster, From: from, To: to, GroupBy: gb,
-					Weights: weights, HourlyOnly: hourly}, func(r ReportRow) error {
-					out = append(out, fmt.Sprintf("%q %d %d %d %d %d %d %d", r.Keys, r.AllocatedMilliGPUSeconds,
-						r.DeviceSeconds, r.UsedMilliGPUSeconds, r.IdleMilliGPUSeconds, r.EnergyMillijoules,
-						r.FPGASeconds, r.BilledMilliGPUSeconds))
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
+			for _, wts := range []map[string]float64{weights, nil} { // without weights, months by project have their rows
+				collect := func(hourly bool) []string {
+					var out []string
+					err := s.Report(ctx, ReportQuery{Cluster: testCluster, From: from, To: to, GroupBy: gb,
+						Weights: wts, HourlyOnly: hourly}, func(r ReportRow) error {
+						out = append(out, fmt.Sprintf("%q %d %d %d %d %d %d %d", r.Keys, r.AllocatedMilliGPUSeconds,
+							r.DeviceSeconds, r.UsedMilliGPUSeconds, r.IdleMilliGPUSeconds, r.EnergyMillijoules,
+							r.FPGASeconds, r.BilledMilliGPUSeconds))
+						return nil
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return out
 				}
-				return out
+				auto, hourly := collect(false), collect(true)
+				if len(hourly) == 0 {
+					t.Errorf("%v by %v: no rows", rg, gb)
+				}
+				sameRows(t, fmt.Sprintf("%v by %v, weights %v: rollups vs hours", rg, gb, wts), auto, hourly)
 			}
-			auto, hourly := collect(false), collect(true)
-			if len(hourly) == 0 {
-				t.Errorf("%v by %v: no rows", rg, gb)
-			}
-			sameRows(t, fmt.Sprintf("%v by %v: rollups vs hours", rg, gb), auto, hourly)
 		}
 
 		// Allocated, device and FPGA time equal the intervals' own sums.
@@ -264,6 +266,10 @@ func TestReportValues(t *testing.T) {
 	}, {
 		name: "nothing in the range",
 		q:    ReportQuery{From: time.Unix(at(5, 0), 0), To: time.Unix(at(6, 0), 0), GroupBy: []string{KeyProject}},
+	}, {
+		name: "nothing in the range of a known cluster",
+		q: ReportQuery{Cluster: testCluster, From: time.Unix(at(5, 0), 0), To: time.Unix(at(6, 0), 0),
+			GroupBy: []string{KeyProject}},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -308,5 +314,49 @@ func TestReportValues(t *testing.T) {
 	if err := s.Report(ctx, ReportQuery{From: time.Unix(at(0, 0), 0), To: time.Unix(at(3, 0), 0), GroupBy: []string{KeyProject}},
 		func(ReportRow) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("callback error: %v", err)
+	}
+}
+
+// TestReportSQLStable checks that a report's statement text depends on the
+// query's shape only, so that pgx prepares it once per connection, and
+// that its values travel as arguments.
+func TestReportSQLStable(t *testing.T) {
+	month := func(m string) (time.Time, time.Time) { return utc(m), utc(m).AddDate(0, 1, 0) }
+	f1, t1 := month("2026-10-01T00:00:00Z")
+	f2, t2 := month("2027-03-01T00:00:00Z")
+	a, aArgs := reportSQL(ReportQuery{Cluster: "ai-infn", From: f1, To: t1, GroupBy: []string{KeyProject}}, nil, nil)
+	b, bArgs := reportSQL(ReportQuery{Cluster: "other", From: f2, To: t2, GroupBy: []string{KeyProject}}, nil, nil)
+	if a != b {
+		t.Errorf("two months of two clusters by project: statements differ:\n%s\n---\n%s", a, b)
+	}
+	if len(aArgs) != 5 || aArgs[0] != "ai-infn" || bArgs[0] != "other" {
+		t.Errorf("arguments %v and %v, want the cluster first and the bounds of two segments", aArgs, bArgs)
+	}
+	// A month by project reads the months' rows by project; by user, or
+	// with billing weights (which need the model), the monthly rows.
+	if !strings.Contains(a, "FROM ledger_monthly_project ") {
+		t.Errorf("a month by project does not read ledger_monthly_project:\n%s", a)
+	}
+	for _, q := range []ReportQuery{
+		{Cluster: "ai-infn", From: f1, To: t1, GroupBy: []string{KeyUser}},
+		{Cluster: "ai-infn", From: f1, To: t1, GroupBy: []string{KeyProject}, Weights: map[string]float64{"A100": 2}},
+	} {
+		models, micro, err := weightMicro(q.Weights)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := reportSQL(q, models, micro); strings.Contains(c, "ledger_monthly_project") || !strings.Contains(c, "FROM ledger_monthly ") {
+			t.Errorf("%+v: not read from ledger_monthly:\n%s", q, c)
+		}
+	}
+	for _, other := range []ReportQuery{
+		{From: f1, To: t1, GroupBy: []string{KeyProject}},                                    // every cluster
+		{Cluster: "ai-infn", From: f1, To: t1, GroupBy: []string{KeyUser}},                   // other keys
+		{Cluster: "ai-infn", From: f1.Add(time.Hour), To: t1, GroupBy: []string{KeyProject}}, // other segments
+		{Cluster: "ai-infn", From: f1, To: t1, GroupBy: []string{KeyProject}, HourlyOnly: true},
+	} {
+		if c, _ := reportSQL(other, nil, nil); c == a {
+			t.Errorf("%+v: same statement as a month by project of one cluster", other)
+		}
 	}
 }
