@@ -134,11 +134,18 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 	// Carry on from the ledger: its watermark and the intervals still open
 	// at it seed the reconstruction, so a restart loses nothing the
 	// exporters' ended-allocation retention still covers.
-	wmTime, known, err := store.Watermark(ctx, *cluster)
-	if err != nil {
+	// A connection cut meanwhile is retried like the opening.
+	var wmTime time.Time
+	var known bool
+	var open []observe.Interval
+	err = ledger.Retry(ctx, ledger.Backoff{}, logger, "read the watermark", func(ctx context.Context) error {
+		var err error
+		if wmTime, known, err = store.Watermark(ctx, *cluster); err != nil {
+			return err
+		}
+		open, err = store.OpenIntervals(ctx, *cluster)
 		return err
-	}
-	open, err := store.OpenIntervals(ctx, *cluster)
+	})
 	if err != nil {
 		return err
 	}
