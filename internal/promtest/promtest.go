@@ -20,6 +20,7 @@ import (
 
 	"github.com/gpuledger/gpuledger/aggregator/source"
 	"github.com/gpuledger/gpuledger/aggregator/source/backfill"
+	"github.com/gpuledger/gpuledger/internal/procutil"
 	"github.com/gpuledger/gpuledger/internal/testlog"
 	"github.com/gpuledger/gpuledger/sim/scenario"
 )
@@ -138,6 +139,7 @@ func StartWith(t testing.TB, s *scenario.Scenario, opts Options) *Server {
 	cmd := exec.Command(prom, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr,
 		"--storage.tsdb.retention.time=10y", "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = logs, logs
+	procutil.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/gpuledger/gpuledger/exporters"
 	"github.com/gpuledger/gpuledger/exporters/server"
 	"github.com/gpuledger/gpuledger/exporters/sim"
+	"github.com/gpuledger/gpuledger/internal/procutil"
 	"github.com/gpuledger/gpuledger/sim/clock"
 	"github.com/gpuledger/gpuledger/sim/scenario"
 )
@@ -419,6 +420,7 @@ func (a *aggregatorProc) start() error {
 	}
 	cmd := exec.Command(a.binary, a.args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	procutil.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("replay: start aggregator: %w", err)
