@@ -58,9 +58,11 @@ fuzz:
 	    { echo "fuzz $$fn ./$$pkg failed:"; $(GO) test -run "^$$fn\$$" ./$$pkg; exit 1; }; \
 	done
 
-## bench: the performance figures of docs/performance.md.
+## bench: the performance figures of docs/performance.md (P4 needs PostgreSQL
+## and wrk; it skips, saying so, without them). One package at a time, so
+## that no benchmark measures another's load; the timeout is per package.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
 
 ## demo: a simulated cluster (a window of the public trace when TRACE_DIR has
 ## it, a generated one otherwise) served by simulated exporters, with its

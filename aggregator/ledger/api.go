@@ -159,7 +159,12 @@ func (s *Store) usage(ctx context.Context, q UsageQuery, sh usageShape, fn func(
 		return err
 	}
 	sql, args := usageSQL(q, clusters, models, micro, sh)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	// Planned with its values on each execution: a prepared statement's
+	// generic plan, which PostgreSQL switches to after five executions,
+	// reads every row of the range and filters the project afterwards —
+	// three times the database's time for one project's month of a large
+	// ledger (docs/performance.md, P4).
+	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 	if err != nil {
 		return fmt.Errorf("usage: %w", err)
 	}
