@@ -107,11 +107,11 @@ func heapInUse() uint64 {
 	return ms.HeapInuse
 }
 
-// procStatusMiB reads a kB field of /proc/self/status (Linux): RssAnon is
-// the process's own resident memory, RssFile the pages of its executable
-// and libraries.
-func procStatusMiB(field string) (float64, bool) {
-	b, err := os.ReadFile("/proc/self/status")
+// procStatusMiB reads a kB field of a /proc/PID/status file (Linux):
+// RssAnon is the process's own resident memory, RssFile the pages of its
+// executable and libraries, VmHWM the peak of their sum.
+func procStatusMiB(status, field string) (float64, bool) {
+	b, err := os.ReadFile(status)
 	if err != nil {
 		return 0, false
 	}
@@ -299,7 +299,7 @@ func BenchmarkP1RealNode(b *testing.B) {
 	if rss, ok := rssMiB(); ok {
 		b.ReportMetric(rss, "rss-MiB")
 	}
-	if anon, ok := procStatusMiB("RssAnon"); ok {
+	if anon, ok := procStatusMiB("/proc/self/status", "RssAnon"); ok {
 		b.ReportMetric(anon, "rss-anon-MiB")
 	}
 	if l, ok := load1(); ok {

@@ -1,8 +1,9 @@
 // Package exporters wires the exporter together: the collectors a node can
 // run, registered by name in an explicit collector.Registry, the registry
-// Prometheus gathers, and the HTTP server. cmd/gpuledger's exporter command
-// and any program that serves simulated nodes in process (the demo, the
-// replay) build their exporters here.
+// Prometheus gathers, and the HTTP server. The exporter's command line
+// (exporters/cli: `gpuledger exporter` and gpuledger-exporter) and any
+// program that serves simulated nodes in process (the demo, the replay)
+// build their exporters here.
 //
 // Serving N simulated nodes from one process:
 //
@@ -72,13 +73,14 @@ type Options struct {
 }
 
 // StaticRegistry returns a registry with the build information and, when
-// asked, the Go runtime and process collectors: what every exporter serves
+// asked, the Go runtime and process collectors (the process one without
+// the network counters, see processCollector): what every exporter serves
 // besides its collectors.
 func StaticRegistry(processMetrics bool) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(versioncollector.NewCollector(collector.Namespace))
 	if processMetrics {
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(collectors.NewGoCollector(), newProcessCollector())
 	}
 	return reg
 }

@@ -61,6 +61,10 @@ type realNode struct {
 	cs      *fake.Clientset
 	dyn     *dynamicfake.FakeDynamicClient
 	opts    NodeOptions
+	// objs and queues are what the fake API server holds (core v1
+	// objects, Kueue LocalQueues), for a fake served over HTTP instead.
+	objs   []runtime.Object
+	queues []*unstructured.Unstructured
 }
 
 // listPods makes the kubelet list the node's pods; until then it lists
@@ -102,7 +106,7 @@ func newRealNode(tb testing.TB, nodeName string, lib *nvmltest.Lib, pods []realP
 	}}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
 		kube.LocalQueues: "LocalQueueList", kube.ClusterQueues: "ClusterQueueList"}, lq)
-	return &realNode{lib: lib, kubelet: kl, listed: as, cs: cs, dyn: dyn, opts: NodeOptions{
+	return &realNode{lib: lib, kubelet: kl, listed: as, cs: cs, dyn: dyn, objs: objs, queues: []*unstructured.Unstructured{lq}, opts: NodeOptions{
 		Node: nodeName, KubeletSocket: sock, FPGASysfsRoot: tb.TempDir(), Logger: discard(),
 		kube: &kube.Config{Client: cs, Dynamic: dyn}, nvmlLib: lib,
 	}}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -41,10 +40,12 @@ type Config struct {
 	// Kubeconfig is the path of a kubeconfig file; empty means the
 	// in-cluster service account. Ignored when Client is set.
 	Kubeconfig string
-	// Client and Dynamic replace the clients Kubeconfig would build
-	// (tests pass fake clientsets). Dynamic may be nil: then Kueue is not
-	// read.
-	Client  kubernetes.Interface
+	// Client and Dynamic replace the clients Kubeconfig would build.
+	// Client is an API, or a client-go clientset (kubernetes.Interface;
+	// tests pass client-go's fake), which is read through reflection so
+	// that this package does not link the clientset (see API). Dynamic
+	// may be nil: then Kueue is not read.
+	Client  any
 	Dynamic dynamic.Interface
 	// Rules resolve attribution; zero means attribution.Default().
 	Rules attribution.Rules
@@ -101,9 +102,9 @@ func (c Config) normalize() (Config, error) {
 	return c, nil
 }
 
-// Clients builds the typed and dynamic clients from a kubeconfig file, or
-// from the in-cluster service account when path is empty.
-func Clients(path string) (kubernetes.Interface, dynamic.Interface, error) {
+// Clients builds the API and the dynamic client from a kubeconfig file,
+// or from the in-cluster service account when path is empty.
+func Clients(path string) (API, dynamic.Interface, error) {
 	var cfg *rest.Config
 	var err error
 	if path == "" {
@@ -118,7 +119,7 @@ func Clients(path string) (kubernetes.Interface, dynamic.Interface, error) {
 		}
 	}
 	cfg.UserAgent = "gpuledger"
-	cs, err := kubernetes.NewForConfig(cfg)
+	api, err := newRESTAPI(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kube: client: %w", err)
 	}
@@ -126,5 +127,5 @@ func Clients(path string) (kubernetes.Interface, dynamic.Interface, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("kube: dynamic client: %w", err)
 	}
-	return cs, dyn, nil
+	return api, dyn, nil
 }

@@ -15,9 +15,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/gpuledger/gpuledger/attribution"
@@ -30,6 +31,7 @@ import (
 // memory only.
 type Informers struct {
 	cfg Config
+	api API
 
 	pods, namespaces, nodes cache.SharedIndexInformer
 	// podsSynced and nodesSynced tell when the event handlers, not only
@@ -70,14 +72,20 @@ func NewInformers(cfg Config) (*Informers, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Client == nil {
-		cs, dyn, err := Clients(cfg.Kubeconfig)
-		if err != nil {
+	var api API
+	switch c := cfg.Client.(type) {
+	case nil:
+		if api, cfg.Dynamic, err = Clients(cfg.Kubeconfig); err != nil {
 			return nil, err
 		}
-		cfg.Client, cfg.Dynamic = cs, dyn
+	case API:
+		api = c
+	default:
+		if api, err = asClientset(c); err != nil {
+			return nil, err
+		}
 	}
-	i := &Informers{cfg: cfg, state: map[string]*podState{}}
+	i := &Informers{cfg: cfg, api: api, state: map[string]*podState{}}
 	i.health.log = cfg.Logger
 	i.once.log = cfg.Logger
 
@@ -91,9 +99,17 @@ func NewInformers(cfg Config) (*Informers, error) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.Node).String()
 		}
 	}
-	i.pods = coreinformers.NewFilteredPodInformer(cfg.Client, metav1.NamespaceAll, cfg.Resync, cache.Indexers{}, podScope)
-	i.namespaces = coreinformers.NewNamespaceInformer(cfg.Client, cfg.Resync, cache.Indexers{})
-	i.nodes = coreinformers.NewFilteredNodeInformer(cfg.Client, cfg.Resync, cache.Indexers{}, nodeScope)
+	for _, c := range []struct {
+		inf      *cache.SharedIndexInformer
+		resource string
+		scope    func(*metav1.ListOptions)
+	}{{&i.pods, "pods", podScope}, {&i.namespaces, "namespaces", nil}, {&i.nodes, "nodes", nodeScope}} {
+		lw, err := api.ListWatch(c.resource, c.scope)
+		if err != nil {
+			return nil, err
+		}
+		*c.inf = cache.NewSharedIndexInformer(lw, coreResources[c.resource].obj, cfg.Resync, cache.Indexers{})
+	}
 
 	for _, s := range []struct {
 		name   string
@@ -239,8 +255,7 @@ func (i *Informers) findKueue(ctx context.Context) bool {
 	}
 	dctx, cancel := context.WithTimeout(ctx, i.cfg.ProbeInterval)
 	defer cancel()
-	dc := discovery.ToDiscoveryInterfaceWithContext(i.cfg.Client.Discovery())
-	list, err := dc.ServerResourcesForGroupVersionWithContext(dctx, KueueGroupVersion.String())
+	list, err := i.api.ServerResources(dctx, KueueGroupVersion)
 	switch {
 	case apierrors.IsNotFound(err):
 		i.once.info("kueue:absent", "Kueue API not served: cluster_queue rules find nothing and no quotas are exported",
@@ -258,10 +273,10 @@ func (i *Informers) findKueue(ctx context.Context) bool {
 	}
 	k := &kueueInformers{}
 	if served[LocalQueues.Resource] {
-		k.localQueues = dynamicinformer.NewFilteredDynamicInformer(i.cfg.Dynamic, LocalQueues, metav1.NamespaceAll, i.cfg.Resync, cache.Indexers{}, nil).Informer()
+		k.localQueues = dynamicInformer(i.cfg.Dynamic, LocalQueues, i.cfg.Resync)
 	}
 	if served[ClusterQueues.Resource] && i.cfg.Mode == ModeCluster {
-		k.clusterQueues = dynamicinformer.NewFilteredDynamicInformer(i.cfg.Dynamic, ClusterQueues, metav1.NamespaceAll, i.cfg.Resync, cache.Indexers{}, nil).Informer()
+		k.clusterQueues = dynamicInformer(i.cfg.Dynamic, ClusterQueues, i.cfg.Resync)
 	}
 	notify := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { i.notify() },
@@ -572,8 +587,24 @@ func (i *Informers) probe(ctx context.Context) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, i.cfg.ProbeInterval)
 	defer cancel()
-	_, err := discovery.ToDiscoveryInterfaceWithContext(i.cfg.Client.Discovery()).ServerVersionWithContext(pctx)
+	err := i.api.ServerVersion(pctx)
 	i.health.probed(err, i.cfg.Now(), i.cfg.ProbeInterval)
+}
+
+// dynamicInformer watches a resource of every namespace through the
+// dynamic client (client-go's dynamicinformer would link every typed
+// informer, see API).
+func dynamicInformer(d dynamic.Interface, gvr schema.GroupVersionResource, resync time.Duration) cache.SharedIndexInformer {
+	r := d.Resource(gvr)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return r.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return r.Watch(ctx, o)
+		},
+	}
+	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, d), &unstructured.Unstructured{}, resync, cache.Indexers{})
 }
 
 var _ Pods = (*Informers)(nil)

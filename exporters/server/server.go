@@ -1,5 +1,6 @@
 // Package server is the exporter's HTTP side: /metrics through promhttp
-// from an injected gatherer, /healthz, /readyz and a landing page, TLS and
+// from an injected gatherer (gzip-compressed on request, by one compressor
+// for the whole process), /healthz, /readyz and a landing page, TLS and
 // basic authentication through the exporter toolkit's web configuration
 // file, and a graceful shutdown when the context ends.
 //
@@ -104,6 +105,8 @@ func New(opts Options) (*Server, error) {
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 		Timeout:       max(opts.Timeout, 0),
+		// The server compresses, with one compressor (gzip.go).
+		DisableCompression: true,
 	}
 	if opts.TimeMachine == nil {
 		ho := s.hopts
@@ -126,7 +129,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: landing page: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", s.serveMetrics)
+	mux.Handle("/metrics", gzipped(http.HandlerFunc(s.serveMetrics)))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusOK, "ok") })
 	mux.HandleFunc("/readyz", s.serveReady)
 	mux.Handle("/", landing)
