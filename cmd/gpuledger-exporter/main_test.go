@@ -20,7 +20,7 @@ import (
 func TestLinksTheExporterOnly(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
-		t.Skipf("go list: %v", err)
+		t.Fatalf("go list -deps: %v", err)
 	}
 	forbidden := []string{
 		"github.com/gpuledger/gpuledger/aggregator", "github.com/gpuledger/gpuledger/api",
@@ -49,9 +49,6 @@ var listeningAt = regexp.MustCompile(`msg=listening address=(\S+)`)
 // TestBinary runs the built binary: exit statuses, a simulated node
 // served over HTTP, a graceful stop.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped with -short")
-	}
 	bin := filepath.Join(t.TempDir(), "gpuledger-exporter")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -3,7 +3,6 @@ package procutil
 import (
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,9 +14,6 @@ import (
 // DieWithParent through this test binary, kills the shell's Go parent,
 // and checks that the child goes with it.
 func TestDieWithParent(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("parent death signal: Linux only")
-	}
 	if os.Getenv("PROCUTIL_PARENT") == "1" {
 		cmd := exec.Command("sleep", "60")
 		DieWithParent(cmd)
