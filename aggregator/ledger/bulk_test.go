@@ -262,21 +262,7 @@ func ledgerDump(t *testing.T, s *Store) map[string][]string {
 	}
 	out := map[string][]string{}
 	for _, table := range ledgerDumpTables {
-		q := fmt.Sprintf("SELECT (to_jsonb(t) %s)::text FROM %s t ORDER BY 1", drop[table], table)
-		rows, err := s.pool.Query(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var r string
-			if err := rows.Scan(&r); err != nil {
-				t.Fatal(err)
-			}
-			out[table] = append(out[table], r)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
+		out[table] = queryRows(t, s, fmt.Sprintf("SELECT (to_jsonb(t) %s)::text FROM %s t ORDER BY 1", drop[table], table))
 	}
 	return out
 }

@@ -142,21 +142,29 @@ func dump(t *testing.T, s *Store) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for _, tab := range allTables {
-		rows, err := s.pool.Query(context.Background(), fmt.Sprintf("SELECT t::text FROM %s t ORDER BY 1", tab))
-		if err != nil {
+		out[tab] = queryRows(t, s, fmt.Sprintf("SELECT t::text FROM %s t ORDER BY 1", tab))
+	}
+	return out
+}
+
+// queryRows returns the single text column of every row of q.
+func queryRows(t *testing.T, s *Store, q string) []string {
+	t.Helper()
+	rows, err := s.pool.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
 			t.Fatal(err)
 		}
-		for rows.Next() {
-			var r string
-			if err := rows.Scan(&r); err != nil {
-				t.Fatal(err)
-			}
-			out[tab] = append(out[tab], r)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
