@@ -191,6 +191,61 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// TestOverload checks that requests beyond MaxInFlight are refused at
+// once with 503 and Retry-After, that the public routes still answer, and
+// that a freed slot serves the next request.
+func TestOverload(t *testing.T) {
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	l := &fakeLedger{usage: func(ctx context.Context, _ ledger.UsageQuery, _ func(ledger.UsageRow) error) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	}}
+	e := newEnv(t, l, func(o *Options) { o.MaxInFlight = 2 })
+	path := "/api/v1/usage?from=2026-11-01T00:00:00Z&to=2026-11-02T00:00:00Z"
+	done := make(chan int, 2)
+	for range 2 {
+		req, err := http.NewRequest(http.MethodGet, e.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.roles().admin)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	<-entered
+	<-entered
+	resp, b := e.get(t, e.roles().admin, path)
+	if p := problemOf(t, resp, b); resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || p.Title != probUnavailable.title {
+		t.Errorf("third request: %d %q %+v", resp.StatusCode, resp.Header.Get("Retry-After"), p)
+	}
+	if resp, _ := e.get(t, "", "/healthz"); resp.StatusCode != 200 {
+		t.Errorf("healthz while full: %d", resp.StatusCode)
+	}
+	_, b = e.get(t, "", "/metrics")
+	for _, want := range []string{"gpuledger_api_requests_in_flight 2", "gpuledger_api_requests_refused_overload_total 1"} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("metrics: no %q", want)
+		}
+	}
+	close(release)
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Errorf("held request: %d", code)
+		}
+	}
+	if resp, b := e.get(t, e.roles().admin, path); resp.StatusCode != 200 {
+		t.Errorf("after release: %d %s", resp.StatusCode, b)
+	}
+}
+
 func TestLimits(t *testing.T) {
 	e := newEnv(t, &fakeLedger{}, nil)
 	resp, b := e.get(t, "", "/api/v1/usage?project="+strings.Repeat("x", maxQueryBytes))

@@ -35,3 +35,30 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+// bound answers at most Options.MaxInFlight API requests at once: one
+// more is refused at once with 503 and Retry-After rather than queued
+// behind the others (and the database's few connections), so that the
+// answers given keep their latency when clients ask for more than the
+// server can give, and clients back off.
+func (s *Server) bound(next http.Handler) http.Handler {
+	slots := make(chan struct{}, s.opts.MaxInFlight)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+		default:
+			s.metrics.overload.Inc()
+			p := problemf(http.StatusServiceUnavailable, probUnavailable,
+				"the server is answering %d requests already; retry shortly", s.opts.MaxInFlight)
+			p.header = http.Header{"Retry-After": {"1"}}
+			writeProblem(w, r, p)
+			return
+		}
+		s.metrics.inFlight.Inc()
+		defer func() {
+			s.metrics.inFlight.Dec()
+			<-slots
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

@@ -16,6 +16,8 @@ type httpMetrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
+	inFlight     prometheus.Gauge
+	overload     prometheus.Counter
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, noAuth bool) (*httpMetrics, error) {
@@ -33,6 +35,14 @@ func newHTTPMetrics(reg prometheus.Registerer, noAuth bool) (*httpMetrics, error
 			Name: "gpuledger_api_auth_failures_total",
 			Help: "Requests refused by authentication, by reason (no_token, invalid_token, invalid_session, keys_unavailable).",
 		}, []string{"reason"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gpuledger_api_requests_in_flight",
+			Help: "API requests being answered now (at most --max-requests-in-flight).",
+		}),
+		overload: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gpuledger_api_requests_refused_overload_total",
+			Help: "API requests refused with 503 because --max-requests-in-flight requests were being answered.",
+		}),
 	}
 	disabled := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gpuledger_api_auth_disabled",
@@ -41,7 +51,7 @@ func newHTTPMetrics(reg prometheus.Registerer, noAuth bool) (*httpMetrics, error
 	if noAuth {
 		disabled.Set(1)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.authFailures, disabled} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.authFailures, m.inFlight, m.overload, disabled} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}

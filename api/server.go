@@ -65,6 +65,7 @@ var webPaths = []string{"/", "/login", "/callback", "/logout", "/assets/*"}
 // Defaults of Options.
 const (
 	DefaultRequestTimeout = 2 * time.Minute
+	DefaultMaxInFlight    = 64
 	DefaultMaxRange       = 366 * 24 * time.Hour
 	DefaultMaxHourlyRange = 31 * 24 * time.Hour
 	DefaultIdleLimit      = 100
@@ -101,6 +102,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// RequestTimeout bounds each request's work (default 2 min).
 	RequestTimeout time.Duration
+	// MaxInFlight bounds the API requests answered at once (default 64);
+	// more are refused with 503 and Retry-After.
+	MaxInFlight int
 	// MaxRange bounds a query's range (default 366 days); MaxHourlyRange
 	// bounds it with granularity=hour (default 31 days).
 	MaxRange, MaxHourlyRange time.Duration
@@ -130,6 +134,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	if opts.MaxRange <= 0 {
 		opts.MaxRange = DefaultMaxRange
@@ -177,7 +184,7 @@ func (s *Server) routes() chi.Router {
 	r.Route("/api/v1", func(r chi.Router) {
 		openAPI{}.Routes(r)
 		r.Group(func(r chi.Router) {
-			r.Use(s.timeout, s.authenticate)
+			r.Use(s.bound, s.timeout, s.authenticate)
 			usageResource{s}.Routes(r)
 			monthlyResource{s}.Routes(r)
 			projectsResource{s}.Routes(r)

@@ -154,11 +154,9 @@ func (s *Store) usage(ctx context.Context, q UsageQuery, sh usageShape, fn func(
 	if err != nil {
 		return err
 	}
-	clusters, err := s.reportClusters(ctx, q.Cluster)
-	if err != nil {
-		return err
-	}
-	sql, args := usageSQL(q, clusters, models, micro, sh)
+	// One round trip, as Report: the cluster is a condition of the
+	// statement, and only an empty answer asks whether it exists.
+	sql, args := usageSQL(q, models, micro, sh)
 	// Planned with its values on each execution: a prepared statement's
 	// generic plan, which PostgreSQL switches to after five executions,
 	// reads every row of the range and filters the project afterwards —
@@ -170,6 +168,7 @@ func (s *Store) usage(ctx context.Context, q UsageQuery, sh usageShape, fn func(
 	}
 	defer rows.Close()
 	n := len(q.GroupBy)
+	groups := 0
 	for rows.Next() {
 		r := UsageRow{ReportRow: ReportRow{Keys: make([]string, n)}}
 		dest := make([]any, 0, n+8)
@@ -185,12 +184,18 @@ func (s *Store) usage(ctx context.Context, q UsageQuery, sh usageShape, fn func(
 			return fmt.Errorf("usage: %w", err)
 		}
 		r.Start = r.Start.UTC()
+		groups++
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("usage: %w", err)
+	}
+	if groups == 0 && q.Cluster != "" {
+		if _, err := s.reportClusters(ctx, q.Cluster); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -268,17 +273,18 @@ func usagePlan(from, to time.Time, granularity string, hourlyOnly bool) []segmen
 
 // usageSQL builds a usage query: the segments' rows and the adjustments
 // of the range, filtered, weighted by model, grouped by period and keys.
-func usageSQL(q UsageQuery, clusters, models []string, micro []int64, sh usageShape) (string, []any) {
-	args := sqlArgs{clusters}
+func usageSQL(q UsageQuery, models []string, micro []int64, sh usageShape) (string, []any) {
+	var args sqlArgs
+	where := clusterCond(q.Cluster, args.add)
 	from, to := q.From.UTC(), q.To.UTC()
 	filter := rowFilter(q, &args)
 	var parts []string
 	for _, sg := range usagePlan(from, to, q.Granularity, q.HourlyOnly) {
-		parts = append(parts, fmt.Sprintf("SELECT %s AS t, %s, %s FROM %s WHERE cluster = ANY($1) AND %s >= %s AND %s < %s%s",
-			sg.col, keyCols, valCols, sg.table, sg.col, args.add(sg.from), sg.col, args.add(sg.to), filter))
+		parts = append(parts, fmt.Sprintf("SELECT %s AS t, %s, %s FROM %s WHERE %s%s%s",
+			sg.col, keyCols, valCols, sg.table, where, sg.cond(args.add), filter))
 	}
-	parts = append(parts, fmt.Sprintf("SELECT hour AS t, %s, %s FROM ledger_adjustments WHERE cluster = ANY($1) AND hour >= %s AND hour < %s%s",
-		keyCols, valCols, args.add(from), args.add(to), filter))
+	parts = append(parts, fmt.Sprintf("SELECT hour AS t, %s, %s FROM ledger_adjustments WHERE %shour >= %s AND hour < %s%s",
+		keyCols, valCols, where, args.add(from), args.add(to), filter))
 
 	var group, order []string
 	var b strings.Builder

@@ -193,6 +193,47 @@ type segment struct {
 	from, to   time.Time
 }
 
+// clusterCond is the condition, followed by " AND ", that keeps the rows
+// of cluster, or of every cluster when it is "": those with a watermark,
+// which every cluster with ledger rows has (written in the same
+// transaction). The list of clusters, read once per statement, lets the
+// index be descended per cluster where no condition would read it whole.
+func clusterCond(cluster string, arg func(any) string) string {
+	if cluster == "" {
+		return "cluster = ANY(ARRAY(SELECT cluster FROM watermarks)) AND "
+	}
+	return "cluster = " + arg(cluster) + " AND "
+}
+
+// maxPeriodList bounds the periods a segment names one by one (cond).
+const maxPeriodList = 400
+
+// cond is the condition on the period column that selects the segment's
+// rows. Up to maxPeriodList periods it names each period's start: the
+// ledger's primary keys begin with (cluster, period, project), so the
+// index is descended once per period (and project, when the query names
+// projects) and reads only the rows wanted, where a range of periods
+// reads every row of the range and filters the projects afterwards
+// (PostgreSQL 15 does not skip within an index). Longer segments are a
+// range. arg adds an argument and returns its placeholder.
+func (sg segment) cond(arg func(any) string) string {
+	step := func(t time.Time) time.Time { return t.Add(time.Hour) }
+	switch sg.col {
+	case "day":
+		step = func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }
+	case "month":
+		step = func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }
+	}
+	var starts []time.Time
+	for t := sg.from; t.Before(sg.to); t = step(t) {
+		if len(starts) == maxPeriodList {
+			return fmt.Sprintf("%s >= %s AND %s < %s", sg.col, arg(sg.from), sg.col, arg(sg.to))
+		}
+		starts = append(starts, t)
+	}
+	return fmt.Sprintf("%s = ANY(%s::timestamptz[])", sg.col, arg(starts))
+}
+
 // plan splits [from, to) (whole UTC hours) into the fewest rows to read:
 // whole months from ledger_monthly, whole days from ledger_daily, and the
 // remaining hours at either end from ledger_hourly.
@@ -359,10 +400,7 @@ func reportSQL(q ReportQuery, models []string, micro []int64) (string, []any) {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	where := ""
-	if q.Cluster != "" {
-		where = "cluster = " + arg(q.Cluster) + " AND "
-	}
+	where := clusterCond(q.Cluster, arg)
 	cols := make([]string, 0, len(q.GroupBy)+1)
 	for _, k := range q.GroupBy {
 		cols = append(cols, keyColumn[k])
@@ -381,8 +419,7 @@ func reportSQL(q ReportQuery, models []string, micro []int64) (string, []any) {
 		if sg.table == "ledger_monthly" && byProject {
 			sg.table = "ledger_monthly_project"
 		}
-		parts = append(parts, fmt.Sprintf("SELECT %s FROM %s WHERE %s%s >= %s AND %s < %s",
-			sel, sg.table, where, sg.col, arg(sg.from), sg.col, arg(sg.to)))
+		parts = append(parts, fmt.Sprintf("SELECT %s FROM %s WHERE %s%s", sel, sg.table, where, sg.cond(arg)))
 	}
 	parts = append(parts, fmt.Sprintf("SELECT %s FROM ledger_adjustments WHERE %shour >= %s AND hour < %s",
 		sel, where, arg(from), arg(to)))

@@ -329,8 +329,8 @@ func TestReportSQLStable(t *testing.T) {
 	if a != b {
 		t.Errorf("two months of two clusters by project: statements differ:\n%s\n---\n%s", a, b)
 	}
-	if len(aArgs) != 5 || aArgs[0] != "ai-infn" || bArgs[0] != "other" {
-		t.Errorf("arguments %v and %v, want the cluster first and the bounds of two segments", aArgs, bArgs)
+	if len(aArgs) != 4 || aArgs[0] != "ai-infn" || bArgs[0] != "other" {
+		t.Errorf("arguments %v and %v, want the cluster, the month and the bounds of the adjustments", aArgs, bArgs)
 	}
 	// A month by project reads the months' rows by project; by user, or
 	// with billing weights (which need the model), the monthly rows.

@@ -38,6 +38,7 @@ func cmdAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
 	skew := fs.Duration("oidc-clock-skew", auth.DefaultSkew, "clock skew allowed on the tokens' exp, nbf and iat (at most 5m)")
 	refresh := fs.Duration("jwks-refresh-interval", auth.DefaultRefreshInterval, "least time between two fetches of the signing keys")
 	timeout := fs.Duration("request-timeout", api.DefaultRequestTimeout, "longest time one request may run")
+	maxInFlight := fs.Int("max-requests-in-flight", api.DefaultMaxInFlight, "most API requests answered at once; more are refused with 503 and Retry-After")
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "how long a shutdown waits for the requests in flight")
 	certFile := fs.String("tls-cert-file", "", "serve HTTPS with this certificate `file` (PEM; with --tls-key-file)")
 	keyFile := fs.String("tls-key-file", "", "the TLS private key `file` (PEM)")
@@ -54,6 +55,9 @@ func cmdAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := checkAPIFlags(*dbURL, *issuer, *audience, *jwksFile, *noAuth, *certFile, *keyFile, *timeout); err != nil {
 		return err
 	}
+	if *maxInFlight <= 0 {
+		return usagef("--max-requests-in-flight %d: must be positive", *maxInFlight)
+	}
 	if err := page.check(fs, *noAuth); err != nil {
 		return err
 	}
@@ -69,7 +73,8 @@ func cmdAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	opts := api.Options{Policy: policy, NoAuth: *noAuth, Registry: reg, RequestTimeout: *timeout, Logger: logger}
+	opts := api.Options{Policy: policy, NoAuth: *noAuth, Registry: reg, RequestTimeout: *timeout,
+		MaxInFlight: *maxInFlight, Logger: logger}
 	if !*noAuth {
 		onRefresh, err := api.KeyFetchMetric(reg)
 		if err != nil {
