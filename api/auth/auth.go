@@ -17,6 +17,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,9 +51,11 @@ const (
 	MaxSkew                = 5 * time.Minute
 	DefaultRefreshInterval = 5 * time.Minute
 	DefaultKeysMaxAge      = time.Hour
-	DefaultMaxTokenBytes   = 16 << 10
-	DefaultGroupsClaim     = "groups"
-	DefaultUserClaim       = "preferred_username"
+	// DefaultCacheTTL is the command's default for Options.CacheTTL.
+	DefaultCacheTTL      = 30 * time.Second
+	DefaultMaxTokenBytes = 16 << 10
+	DefaultGroupsClaim   = "groups"
+	DefaultUserClaim     = "preferred_username"
 	// keysRetry is how soon a key set that could never be loaded is asked
 	// for again.
 	keysRetry = 10 * time.Second
@@ -84,6 +87,12 @@ type Options struct {
 	// token makes the Verifier fetch it again, so that keys the issuer
 	// withdrew stop being accepted (default 1 h).
 	KeysMaxAge time.Duration
+	// CacheTTL, when positive, is how long the identity of a verified
+	// token is remembered (never past its exp, and only while the key set
+	// that verified it is the one held): a client's next requests with the
+	// same token skip parsing it and checking its signature. 0: every
+	// request's token is verified.
+	CacheTTL time.Duration
 	// MaxTokenBytes bounds a token's size (default 16 KiB).
 	MaxTokenBytes int
 	// GroupsClaim names the claim holding the caller's groups (default
@@ -113,9 +122,10 @@ type Identity struct {
 
 // Verifier checks bearer tokens. It is safe for concurrent use.
 type Verifier struct {
-	opts Options
-	keys *keyCache
-	log  *slog.Logger
+	opts  Options
+	keys  *keyCache
+	log   *slog.Logger
+	cache *tokenCache // nil without Options.CacheTTL
 }
 
 // NewVerifier checks opts and returns a Verifier. It loads the key set
@@ -135,6 +145,9 @@ func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 	v := &Verifier{opts: opts, log: opts.Logger}
 	v.keys = &keyCache{src: src, interval: opts.RefreshInterval, maxAge: opts.KeysMaxAge, retry: keysRetry,
 		now: opts.Now, log: opts.Logger, onRefresh: opts.OnRefresh}
+	if opts.CacheTTL > 0 {
+		v.cache = newTokenCache(maxCachedTokens)
+	}
 	v.keys.load(ctx)
 	return v, nil
 }
@@ -147,8 +160,8 @@ func (o *Options) setDefaults() error {
 		return errors.New("auth: the token audience is required")
 	case o.Skew < 0 || o.Skew > MaxSkew:
 		return fmt.Errorf("auth: clock skew %s: want 0 to %s", o.Skew, MaxSkew)
-	case o.RefreshInterval < 0, o.KeysMaxAge < 0, o.MaxTokenBytes < 0:
-		return errors.New("auth: negative refresh interval, key age or token size")
+	case o.RefreshInterval < 0, o.KeysMaxAge < 0, o.MaxTokenBytes < 0, o.CacheTTL < 0:
+		return errors.New("auth: negative refresh interval, key age, token size or cache time")
 	}
 	if o.JWKSFile == "" && !strings.HasPrefix(o.Issuer, "https://") && !strings.HasPrefix(o.Issuer, "http://") {
 		return fmt.Errorf("auth: issuer %q is not an http(s) URL (needed for discovery; or give a JWKS file)", o.Issuer)
@@ -202,6 +215,13 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	if len(token) > v.opts.MaxTokenBytes {
 		return Identity{}, invalid("token of %d bytes exceeds the limit of %d", len(token), v.opts.MaxTokenBytes)
 	}
+	var sum [sha256.Size]byte
+	if v.cache != nil {
+		sum = sha256.Sum256([]byte(token))
+		if id, ok := v.cache.get(sum, v.keys.fresh(), v.opts.Now()); ok {
+			return id, nil
+		}
+	}
 	msg, err := jws.Parse([]byte(token), jws.WithCompact())
 	if err != nil {
 		return Identity{}, invalid("not a signed JWT in compact form")
@@ -223,7 +243,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	if !ok || kid == "" {
 		return Identity{}, invalid("the token names no signing key (kid)")
 	}
-	key, err := v.keys.lookup(ctx, kid)
+	key, snap, err := v.keys.lookup(ctx, kid)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -236,7 +256,16 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	if err != nil {
 		return Identity{}, invalid("%s", claimError(err))
 	}
-	return v.identity(tok)
+	id, err := v.identity(tok)
+	if err == nil && v.cache != nil {
+		now := v.opts.Now()
+		until := now.Add(v.opts.CacheTTL)
+		if id.Expiry.Before(until) {
+			until = id.Expiry
+		}
+		v.cache.put(sum, id, snap, until, now)
+	}
+	return id, err
 }
 
 // claimError names why jwt.Parse refused a token, without echoing it.

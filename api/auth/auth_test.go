@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -312,5 +313,102 @@ func TestOptions(t *testing.T) {
 		if _, err := NewVerifier(context.Background(), o); err == nil {
 			t.Errorf("NewVerifier(%+v) accepted", o)
 		}
+	}
+}
+
+// TestTokenCache checks the remembered identities: used before any
+// parsing while the key set that verified them is held and fresh, never
+// past their time, their exp or a change of key set, and handed out as
+// copies.
+func TestTokenCache(t *testing.T) {
+	is := authtest.New(t, t0)
+	v, clk := newVerifier(t, is, func(o *Options) { o.CacheTTL = 45 * time.Minute; o.KeysMaxAge = 30 * time.Minute })
+	ctx := context.Background()
+	tok := is.Token("bob", "cms")
+	id, err := v.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id.Groups[0] = "changed by the caller"
+	if id, err := v.Verify(ctx, tok); err != nil || !slices.Equal(id.Groups, []string{"cms"}) {
+		t.Fatalf("second verification: %+v, %v", id, err)
+	}
+	if n := len(v.cache.entries); n != 1 {
+		t.Errorf("%d tokens remembered, want 1", n)
+	}
+
+	// A remembered token is answered before it is parsed: an entry put
+	// under the hash of a string that is no token at all answers for it,
+	// until its time.
+	junk := "not a token"
+	sum := sha256.Sum256([]byte(junk))
+	v.cache.put(sum, Identity{User: "eve"}, v.keys.fresh(), clk.Now().Add(time.Minute), clk.Now())
+	if id, err := v.Verify(ctx, junk); err != nil || id.User != "eve" {
+		t.Errorf("remembered entry: %+v, %v", id, err)
+	}
+	clk.Advance(time.Minute)
+	if _, err := v.Verify(ctx, junk); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("entry past its time: %v", err)
+	}
+
+	// A key the issuer withdrew stops being accepted when the key set is
+	// older than KeysMaxAge, though the token's cache time has not passed.
+	is.Withdraw(authtest.RSAKeyID)
+	clk.Advance(28 * time.Minute)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("remembered, key set fresh: %v", err)
+	}
+	clk.Advance(time.Minute)
+	if _, err := v.Verify(ctx, tok); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("withdrawn key, key set past its max age: %v", err)
+	}
+	if _, j := is.Hits(); j != 2 {
+		t.Errorf("key set fetched %d times, want 2", j)
+	}
+
+	// Never past the token's exp (an hour after it was issued).
+	is2 := authtest.New(t, t0)
+	v2, clk2 := newVerifier(t, is2, func(o *Options) { o.CacheTTL = 2 * time.Hour; o.Skew = time.Second })
+	tok2 := is2.Token("carol")
+	if _, err := v2.Verify(ctx, tok2); err != nil {
+		t.Fatal(err)
+	}
+	clk2.Advance(time.Hour + 2*time.Second)
+	if _, err := v2.Verify(ctx, tok2); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("past exp: %v", err)
+	}
+}
+
+// TestTokenCacheBound checks that the cache never holds more than its
+// bound: expired entries go first, then all.
+func TestTokenCacheBound(t *testing.T) {
+	c := newTokenCache(3)
+	keys := &keySnapshot{at: t0}
+	put := func(i byte, until time.Duration) {
+		c.put([32]byte{i}, Identity{User: string('a' + rune(i))}, keys, t0.Add(until), t0)
+	}
+	put(1, time.Second)
+	put(2, time.Hour)
+	put(3, time.Hour)
+	now := t0.Add(time.Minute)
+	c.put([32]byte{4}, Identity{User: "d"}, keys, now.Add(time.Hour), now) // 1 has expired: it goes
+	if len(c.entries) != 3 {
+		t.Fatalf("%d entries, want 3", len(c.entries))
+	}
+	if _, ok := c.get([32]byte{2}, keys, now); !ok {
+		t.Error("entry 2 forgotten while an expired one was there")
+	}
+	c.put([32]byte{5}, Identity{User: "e"}, keys, now.Add(time.Hour), now) // none expired: all go
+	if len(c.entries) != 1 {
+		t.Errorf("%d entries after a full cache without expired ones, want 1", len(c.entries))
+	}
+	if id, ok := c.get([32]byte{5}, keys, now); !ok || id.User != "e" {
+		t.Errorf("entry 5: %+v %v", id, ok)
+	}
+	if _, ok := c.get([32]byte{5}, &keySnapshot{at: now}, now); ok {
+		t.Error("entry answered for another key set")
+	}
+	if _, ok := c.get([32]byte{5}, nil, now); ok {
+		t.Error("entry answered without a fresh key set")
 	}
 }

@@ -188,11 +188,11 @@ func (c *keyCache) ready() error {
 	return ErrKeysUnavailable
 }
 
-// lookup returns the key named kid.
-func (c *keyCache) lookup(ctx context.Context, kid string) (jwk.Key, error) {
-	if snap := c.cur.Load(); snap != nil && c.now().Sub(snap.at) < c.maxAge {
+// lookup returns the key named kid and the key set it is from.
+func (c *keyCache) lookup(ctx context.Context, kid string) (jwk.Key, *keySnapshot, error) {
+	if snap := c.fresh(); snap != nil {
 		if k, ok := snap.set.LookupKeyID(kid); ok {
-			return k, nil
+			return k, snap, nil
 		}
 	}
 	c.mu.Lock()
@@ -202,7 +202,7 @@ func (c *keyCache) lookup(ctx context.Context, kid string) (jwk.Key, error) {
 	if snap != nil && !stale {
 		// Another request may have refreshed the set meanwhile.
 		if k, ok := snap.set.LookupKeyID(kid); ok {
-			return k, nil
+			return k, snap, nil
 		}
 	}
 	if c.mayRefresh() {
@@ -211,14 +211,22 @@ func (c *keyCache) lookup(ctx context.Context, kid string) (jwk.Key, error) {
 	}
 	if snap == nil {
 		if c.lastErr != nil {
-			return nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, c.lastErr)
+			return nil, nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, c.lastErr)
 		}
-		return nil, ErrKeysUnavailable
+		return nil, nil, ErrKeysUnavailable
 	}
 	if k, ok := snap.set.LookupKeyID(kid); ok {
-		return k, nil
+		return k, snap, nil
 	}
-	return nil, invalid("signing key %q is not among the issuer's keys", kid)
+	return nil, nil, invalid("signing key %q is not among the issuer's keys", kid)
+}
+
+// fresh is the key set held, when it is younger than maxAge.
+func (c *keyCache) fresh() *keySnapshot {
+	if snap := c.cur.Load(); snap != nil && c.now().Sub(snap.at) < c.maxAge {
+		return snap
+	}
+	return nil
 }
 
 // mayRefresh says whether the interval since the last fetch has passed.

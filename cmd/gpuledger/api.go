@@ -37,6 +37,7 @@ func cmdAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
 	noAuth := fs.Bool("no-auth", false, "serve without authentication, every request as an administrator: DEVELOPMENT ONLY")
 	skew := fs.Duration("oidc-clock-skew", auth.DefaultSkew, "clock skew allowed on the tokens' exp, nbf and iat (at most 5m)")
 	refresh := fs.Duration("jwks-refresh-interval", auth.DefaultRefreshInterval, "least time between two fetches of the signing keys")
+	tokenCache := fs.Duration("token-cache-ttl", auth.DefaultCacheTTL, "how long a verified token's identity is remembered (never past its exp or a change of signing keys; 0: verify every request's token)")
 	timeout := fs.Duration("request-timeout", api.DefaultRequestTimeout, "longest time one request may run")
 	maxInFlight := fs.Int("max-requests-in-flight", api.DefaultMaxInFlight, "most API requests answered at once; more are refused with 503 and Retry-After")
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "how long a shutdown waits for the requests in flight")
@@ -54,6 +55,9 @@ func cmdAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	if err := checkAPIFlags(*dbURL, *issuer, *audience, *jwksFile, *noAuth, *certFile, *keyFile, *timeout); err != nil {
 		return err
+	}
+	if *tokenCache < 0 {
+		return usagef("--token-cache-ttl %s: must not be negative", *tokenCache)
 	}
 	if *maxInFlight <= 0 {
 		return usagef("--max-requests-in-flight %d: must be positive", *maxInFlight)
@@ -81,7 +85,7 @@ func cmdAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return err
 		}
 		v, err := auth.NewVerifier(ctx, auth.Options{Issuer: *issuer, Audience: *audience, JWKSFile: *jwksFile,
-			Skew: *skew, RefreshInterval: *refresh, GroupsClaim: *groupsClaim, UserClaim: *userClaim,
+			Skew: *skew, RefreshInterval: *refresh, CacheTTL: *tokenCache, GroupsClaim: *groupsClaim, UserClaim: *userClaim,
 			Logger: logger, OnRefresh: onRefresh})
 		if err != nil {
 			return usageError{err}
