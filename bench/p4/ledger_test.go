@@ -3,12 +3,15 @@ package p4
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gpuledger/gpuledger/internal/pgtest"
 )
 
 // The generated ledger. Every hour holds slots rows: slot s runs jobs of
@@ -267,6 +270,47 @@ func fill(ctx context.Context, pool *pgxpool.Pool, start time.Time, hours int) (
 		(SELECT count(*) FROM ledger_monthly)`).Scan(&st.hourly, &st.daily, &st.monthly)
 	st.took = time.Since(began)
 	return st, err
+}
+
+// filled returns the row counts of a ledger fill already generated for
+// hours (a database kept by -p4.database), or zero counts for an empty
+// ledger; a ledger with other contents is an error.
+func filled(ctx context.Context, pool *pgxpool.Pool, hours int) (fillStats, error) {
+	var st fillStats
+	err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger_hourly), (SELECT count(*) FROM ledger_daily),
+		(SELECT count(*) FROM ledger_monthly)`).Scan(&st.hourly, &st.daily, &st.monthly)
+	switch {
+	case err != nil:
+		return st, err
+	case st.hourly != 0 && st.hourly != int64(hours*slots):
+		return st, fmt.Errorf("the database holds %d hourly rows, not the %d of -p4.hours %d: drop it or name another", st.hourly, hours*slots, hours)
+	}
+	return st, nil
+}
+
+// keptDatabase returns the URL of the database name on the test server,
+// creating it when it does not exist.
+func keptDatabase(ctx context.Context, name string) (string, error) {
+	u, err := url.Parse(pgtest.AdminURL())
+	if err != nil {
+		return "", err
+	}
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return "", err
+		}
+	}
+	u.Path = "/" + name
+	return u.String(), nil
 }
 
 // checkTables refuses a schema with ledger tables fill does not know, or

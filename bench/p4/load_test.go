@@ -20,13 +20,14 @@ import (
 
 // loadResult is what a load run measured.
 type loadResult struct {
-	// lat are the latencies of every request sent, sorted; a failed
+	// lat are the latencies of every request sent but those shed, sorted; a failed
 	// request counts the time until it failed (for a client timeout, a
 	// lower bound of its latency).
 	lat     []time.Duration
 	sent    int
-	errors  int           // failed requests
+	errors  int           // failed requests, shed ones excluded
 	refused int           // of which answered, but not with a 200 (errStatus)
+	shed    int           // refused with 503 because the server was full (errShed), not in lat
 	first   error         // the first error
 	window  time.Duration // from the first scheduled request to the last answer
 	maxLag  time.Duration // the generator's largest delay in sending a request after its time
@@ -35,10 +36,15 @@ type loadResult struct {
 func (r loadResult) quantile(q float64) time.Duration { return quantile(r.lat, q) }
 
 // rate is the successful answers per second over the run's window.
-func (r loadResult) rate() float64 { return float64(r.sent-r.errors) / r.window.Seconds() }
+func (r loadResult) rate() float64 { return float64(r.sent-r.errors-r.shed) / r.window.Seconds() }
 
-// errStatus is an answer other than 200 OK.
-var errStatus = errors.New("unexpected status")
+// errStatus is an answer other than 200 OK; errShed is the server's 503
+// with Retry-After when it answers --max-requests-in-flight requests
+// already (load shed, not a fault).
+var (
+	errStatus = errors.New("unexpected status")
+	errShed   = errors.New("shed: 503 with Retry-After")
+)
 
 // quantile returns the q-quantile of sorted (nearest rank).
 func quantile(sorted []time.Duration, q float64) time.Duration {
@@ -83,8 +89,13 @@ func openLoop(ctx context.Context, rate int, d time.Duration, do func(ctx contex
 		})
 	}
 	wg.Wait()
-	res.sent, res.window, res.lat = n, last.Sub(start), lat
-	for _, err := range errs {
+	res.sent, res.window = n, last.Sub(start)
+	for i, err := range errs {
+		if errors.Is(err, errShed) {
+			res.shed++
+			continue
+		}
+		res.lat = append(res.lat, lat[i])
 		if err != nil {
 			res.errors++
 			if errors.Is(err, errStatus) {
@@ -123,6 +134,9 @@ func get(ctx context.Context, c *http.Client, url, token string) error {
 	}
 	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
+		return fmt.Errorf("GET %s: %w", url, errShed)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %w: %s", url, errStatus, resp.Status)
 	}

@@ -32,7 +32,10 @@ var (
 	flagDuration   = flag.Duration("p4.duration", 30*time.Second, "length of each fixed-rate run and of the paced wrk run")
 	flagExportDays = flag.Int("p4.export-days", 200, "days of the CSV export, from the ledger's first day (5 000 rows a day)")
 	flagWrkConns   = flag.Int("p4.wrk-conns", 10, "connections of the paced wrk run (each waits between its requests so that all together send about -p4.rate)")
-	flagDBParams   = flag.String("p4.db-params", "",
+	flagDatabase   = flag.String("p4.database", "",
+		"keep the generated ledger in this database of the test server (created and filled when it lacks the ledger of -p4.hours) "+
+			"and use it again in later runs; default: a fresh database, dropped at the end")
+	flagDBParams = flag.String("p4.db-params", "",
 		"parameters added to the database URL of the API and the store, such as plan_cache_mode=force_custom_plan "+
 			"(a PostgreSQL setting) or default_query_exec_mode=cache_describe (pgx's); default none")
 )
@@ -349,7 +352,16 @@ func BenchmarkP4API(b *testing.B) {
 	ctx := context.Background()
 	setupBegan := time.Now()
 
-	dbURL := pgtest.New(b)
+	var dbURL string
+	if *flagDatabase != "" {
+		u, err := keptDatabase(ctx, *flagDatabase)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dbURL = u
+	} else {
+		dbURL = pgtest.New(b)
+	}
 	if *flagDBParams != "" {
 		u, err := url.Parse(dbURL)
 		if err != nil {
@@ -371,9 +383,14 @@ func BenchmarkP4API(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	st, err := fill(ctx, store.Pool(), p4Start, hours)
+	st, err := filled(ctx, store.Pool(), hours)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if st.hourly == 0 {
+		if st, err = fill(ctx, store.Pool(), p4Start, hours); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.Logf("ledger: %d hourly, %d daily, %d monthly rows in %.0fs (%s)", st.hourly, st.daily, st.monthly,
 		st.took.Seconds(), strings.Join(st.steps, ", "))
@@ -444,6 +461,10 @@ func BenchmarkP4API(b *testing.B) {
 	// A request refused (not 200) is a fault; one that timed out is the
 	// measure of an overloaded server, reported as errors.
 	for name, r := range map[string]loadResult{"store": storeRun, "healthz": healthRun, "usage": run} {
+		if r.shed > 0 {
+			b.Logf("%s: %d of %d requests shed (503: --max-requests-in-flight requests in flight); latencies are the answered requests'",
+				name, r.shed, r.sent)
+		}
 		switch {
 		case r.refused > 0:
 			b.Errorf("%s: %d of %d requests refused, the first error: %v", name, r.refused, r.sent, r.first)
@@ -512,6 +533,7 @@ func BenchmarkP4API(b *testing.B) {
 	b.ReportMetric(ms(run.quantile(1)), "max-ms")
 	b.ReportMetric(run.rate(), "req/s")
 	b.ReportMetric(float64(run.errors), "errors")
+	b.ReportMetric(100*float64(run.shed)/float64(max(run.sent, 1)), "shed-%")
 	b.ReportMetric(ms(run.maxLag), "gen-lag-max-ms")
 	perReq := func(d time.Duration, r loadResult) float64 { return ms(d) / float64(max(r.sent, 1)) }
 	b.ReportMetric(perReq(runCPU.server, run), "cpu-server-ms/req")
