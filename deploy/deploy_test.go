@@ -410,8 +410,8 @@ func TestNodeExporter(t *testing.T) {
 	w := r.workload("DaemonSet", "gpuledger-exporter")
 	c := w.container(t)
 	cmd, flags := mustFlags(t, c)
-	if cmd != "exporter" {
-		t.Errorf("subcommand %q, want exporter", cmd)
+	if cmd != exporterBinary {
+		t.Errorf("command %q, want %s", cmd, exporterBinary)
 	}
 	wantFlags := map[string]string{
 		"mode":              "node",
@@ -531,8 +531,8 @@ exporter:
 			c := workload{pod: &d.Spec.Template}.container(t)
 			cmd, flags := mustFlags(t, c)
 			want := map[string]string{"mode": "cluster", "listen-address": ":9835", "log-level": "info"}
-			if cmd != "exporter" || !reflect.DeepEqual(flags, want) {
-				t.Errorf("%s %v, want exporter %v", cmd, flags, want)
+			if cmd != exporterBinary || !reflect.DeepEqual(flags, want) {
+				t.Errorf("%s %v, want %s %v", cmd, flags, exporterBinary, want)
 			}
 			terms := d.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
 			wantTerm := append(tt.want, corev1.NodeSelectorRequirement{
@@ -593,8 +593,8 @@ func TestAggregator(t *testing.T) {
 		"cluster": "my-cluster", "kubernetes-service": "gpuledger-exporter", "kubernetes-port": "metrics",
 		"listen-address": ":9836", "log-level": "info",
 	}
-	if cmd != "aggregator" || !reflect.DeepEqual(flags, want) {
-		t.Errorf("%s %v, want aggregator %v", cmd, flags, want)
+	if cmd != "gpuledger aggregator" || !reflect.DeepEqual(flags, want) {
+		t.Errorf("%s %v, want gpuledger aggregator %v", cmd, flags, want)
 	}
 	checkDatabaseEnv(t, c, "gpuledger-database", "DATABASE_URL")
 	role := r.get("Role", "gpuledger-aggregator").(*rbacv1.Role)
@@ -631,8 +631,8 @@ func TestAPI(t *testing.T) {
 	want := map[string]string{
 		"listen-address": ":8080", "oidc-issuer": "https://iam.example.org/", "oidc-audience": "gpuledger", "log-level": "info",
 	}
-	if cmd != "api" || !reflect.DeepEqual(flags, want) {
-		t.Errorf("%s %v, want api %v", cmd, flags, want)
+	if cmd != "gpuledger api" || !reflect.DeepEqual(flags, want) {
+		t.Errorf("%s %v, want gpuledger api %v", cmd, flags, want)
 	}
 	checkDatabaseEnv(t, c, "gpuledger-database", "DATABASE_URL")
 	if w.pod.Spec.ServiceAccountName != "" {
@@ -1126,18 +1126,23 @@ api:
 			}
 		}
 	}
-	for _, cmd := range sorted(map[string]bool{"exporter": true, "aggregator": true, "api": true}) {
+	want := map[string]bool{exporterBinary: true, suiteBinary + " aggregator": true, suiteBinary + " api": true}
+	if !reflect.DeepEqual(sorted(want), sorted(mapKeys(used))) {
+		t.Errorf("the chart runs %v, want %v", sorted(mapKeys(used)), sorted(want))
+	}
+	// The exporter alone and the suite's exporter share their flags.
+	if a, b := sorted(defined[exporterBinary]), sorted(defined[suiteBinary+" exporter"]); !reflect.DeepEqual(a, b) || len(a) == 0 {
+		t.Errorf("%s defines %v, %s exporter %v", exporterBinary, a, suiteBinary, b)
+	}
+	for _, cmd := range sorted(want) {
 		t.Run(cmd, func(t *testing.T) {
 			have, ok := defined[cmd]
-			if !ok {
-				t.Fatalf("cmd/gpuledger has no %q subcommand", cmd)
-			}
-			if cmd == "exporter" && !have["mode"] {
-				t.Skip("cmd/gpuledger's exporter does not define --mode yet: the real node and cluster sources are not wired; the chart's exporter flags are checked once they are")
+			if !ok || len(have) == 0 {
+				t.Fatalf("the source defines no command %q with flags", cmd)
 			}
 			for _, f := range sorted(used[cmd]) {
 				if !have[f] {
-					t.Errorf("the chart passes --%s to gpuledger %s, which does not define it (it defines %v)", f, cmd, sorted(have))
+					t.Errorf("the chart passes --%s to %s, which does not define it (it defines %v)", f, cmd, sorted(have))
 				}
 			}
 		})

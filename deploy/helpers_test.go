@@ -168,15 +168,33 @@ func (w workload) container(t *testing.T) *corev1.Container {
 	return &w.pod.Spec.Containers[0]
 }
 
-// flagArgs splits a container's arguments after the subcommand into flag
-// name → value ("" for a flag without one). A repeated flag or an argument
-// that is not a flag is an error.
-func flagArgs(args []string) (string, map[string]string, error) {
-	if len(args) == 0 {
-		return "", nil, fmt.Errorf("no arguments")
+// The programs of the image (Dockerfile) the chart's containers run.
+const (
+	suiteBinary    = "gpuledger"
+	exporterBinary = "gpuledger-exporter"
+)
+
+// flagArgs splits a container's command and arguments into the command it
+// runs — "gpuledger <subcommand>" or "gpuledger-exporter" — and its flags,
+// name → value ("" for a flag without one). A repeated flag, an argument
+// that is not a flag, or another program is an error.
+func flagArgs(command, args []string) (string, map[string]string, error) {
+	if len(command) != 1 {
+		return "", nil, fmt.Errorf("command %q: want the program alone, its arguments in args", command)
+	}
+	cmd := command[0]
+	switch cmd {
+	case suiteBinary:
+		if len(args) == 0 {
+			return "", nil, fmt.Errorf("%s without a subcommand", cmd)
+		}
+		cmd, args = cmd+" "+args[0], args[1:]
+	case exporterBinary:
+	default:
+		return "", nil, fmt.Errorf("command %q: the image holds %s and %s", cmd, suiteBinary, exporterBinary)
 	}
 	out := map[string]string{}
-	for _, a := range args[1:] {
+	for _, a := range args {
 		if !strings.HasPrefix(a, "--") {
 			return "", nil, fmt.Errorf("argument %q is not a --flag", a)
 		}
@@ -186,12 +204,12 @@ func flagArgs(args []string) (string, map[string]string, error) {
 		}
 		out[name] = val
 	}
-	return args[0], out, nil
+	return cmd, out, nil
 }
 
 func mustFlags(t *testing.T, c *corev1.Container) (string, map[string]string) {
 	t.Helper()
-	cmd, flags, err := flagArgs(c.Args)
+	cmd, flags, err := flagArgs(c.Command, c.Args)
 	if err != nil {
 		t.Fatalf("container %s: %v", c.Name, err)
 	}
@@ -218,6 +236,15 @@ func containerPort(c *corev1.Container, name string) (corev1.ContainerPort, bool
 	return corev1.ContainerPort{}, false
 }
 
+// mapKeys is the set of m's keys.
+func mapKeys[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
 func sorted(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -236,20 +263,62 @@ var flagDefiners = map[string]int{
 	"Float64Var": 1, "DurationVar": 1, "Var": 1, "TextVar": 1,
 }
 
-// binaryFlags reads the source of cmd/gpuledger and returns, for each
-// subcommand of its commands table, the flags its function defines, with
-// those of every package-level function it calls, directly or not.
+// binaryFlags reads the source of the image's programs and returns, for
+// each command — "gpuledger <subcommand>" for the subcommands of
+// cmd/gpuledger's commands table, and "gpuledger-exporter" — the flags its
+// function defines, with those of every function it calls, directly or
+// not, in its package or in exporters/cli (whose Run both exporters call).
 func binaryFlags(t *testing.T) map[string]map[string]bool {
 	t.Helper()
-	dir := filepath.Join(repoRoot, "cmd", "gpuledger")
+	defs := map[string]map[string]bool{} // function → flags it defines
+	calls := map[string][]string{}       // function → functions it calls
+	commands := map[string]string{}      // subcommand → function
+	for _, pkg := range []struct{ dir, prefix string }{
+		{"cmd/gpuledger", ""},
+		{"cmd/gpuledger-exporter", exporterBinary + "."},
+		{"exporters/cli", "cli."},
+	} {
+		readFuncs(t, filepath.Join(repoRoot, pkg.dir), pkg.prefix, defs, calls, commands)
+	}
+	if len(commands) == 0 {
+		t.Fatal("no commands table found in cmd/gpuledger (func commands)")
+	}
+	closure := func(root string) map[string]bool {
+		flags := map[string]bool{}
+		seen := map[string]bool{}
+		queue := []string{root}
+		for len(queue) > 0 {
+			fn := queue[0]
+			queue = queue[1:]
+			if seen[fn] {
+				continue
+			}
+			seen[fn] = true
+			for f := range defs[fn] {
+				flags[f] = true
+			}
+			queue = append(queue, calls[fn]...)
+		}
+		return flags
+	}
+	out := map[string]map[string]bool{exporterBinary: closure(exporterBinary + ".main")}
+	for cmd, root := range commands {
+		out[suiteBinary+" "+cmd] = closure(root)
+	}
+	return out
+}
+
+// readFuncs reads the package-level functions of the Go package in dir
+// into defs (the flags each defines) and calls (the functions each calls:
+// those of its package by name, others as pkg.Name), each named with
+// prefix, and the commands table (func commands) into commands.
+func readFuncs(t *testing.T, dir, prefix string, defs map[string]map[string]bool, calls map[string][]string, commands map[string]string) {
+	t.Helper()
 	paths, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no Go files in %s: %v", dir, err)
 	}
 	fset := token.NewFileSet()
-	defs := map[string]map[string]bool{} // function → flags it defines
-	calls := map[string][]string{}       // function → functions it calls
-	commands := map[string]string{}      // subcommand → function
 	for _, p := range paths {
 		if strings.HasSuffix(p, "_test.go") {
 			continue
@@ -267,15 +336,18 @@ func binaryFlags(t *testing.T) map[string]map[string]bool {
 			if !ok || fd.Body == nil || fd.Recv != nil {
 				continue
 			}
-			fn := fd.Name.Name
+			fn := prefix + fd.Name.Name
 			defs[fn] = map[string]bool{}
 			ast.Inspect(fd.Body, func(n ast.Node) bool {
 				switch n := n.(type) {
 				case *ast.CallExpr:
 					switch fun := n.Fun.(type) {
 					case *ast.Ident:
-						calls[fn] = append(calls[fn], fun.Name)
+						calls[fn] = append(calls[fn], prefix+fun.Name)
 					case *ast.SelectorExpr:
+						if x, ok := fun.X.(*ast.Ident); ok {
+							calls[fn] = append(calls[fn], x.Name+"."+fun.Sel.Name)
+						}
 						if i, ok := flagDefiners[fun.Sel.Name]; ok && len(n.Args) > i {
 							if name, ok := stringLit(n.Args[i]); ok {
 								defs[fn][name] = true
@@ -284,7 +356,7 @@ func binaryFlags(t *testing.T) map[string]map[string]bool {
 					}
 				case *ast.KeyValueExpr:
 					// The commands table: "name": {summary, function}.
-					if fn != "commands" {
+					if fd.Name.Name != "commands" || prefix != "" {
 						break
 					}
 					name, ok := stringLit(n.Key)
@@ -299,29 +371,6 @@ func binaryFlags(t *testing.T) map[string]map[string]bool {
 			})
 		}
 	}
-	if len(commands) == 0 {
-		t.Fatalf("no commands table found in %s (func commands)", dir)
-	}
-	out := map[string]map[string]bool{}
-	for cmd, root := range commands {
-		flags := map[string]bool{}
-		seen := map[string]bool{}
-		queue := []string{root}
-		for len(queue) > 0 {
-			fn := queue[0]
-			queue = queue[1:]
-			if seen[fn] {
-				continue
-			}
-			seen[fn] = true
-			for f := range defs[fn] {
-				flags[f] = true
-			}
-			queue = append(queue, calls[fn]...)
-		}
-		out[cmd] = flags
-	}
-	return out
 }
 
 func stringLit(e ast.Expr) (string, bool) {
