@@ -28,6 +28,7 @@ import (
 	"github.com/gpuledger/gpuledger/attribution"
 	"github.com/gpuledger/gpuledger/exporters/collector"
 	"github.com/gpuledger/gpuledger/exporters/kube"
+	"github.com/gpuledger/gpuledger/exporters/kube/kubefake"
 	"github.com/gpuledger/gpuledger/internal/pgtest"
 	"github.com/gpuledger/gpuledger/sim/clock"
 )
@@ -106,7 +107,7 @@ func TestQuotasEndToEnd(t *testing.T) {
 			"spec":     map[string]any{"clusterQueue": "cms-gpu"},
 		}})
 	clk := clock.NewManual(e2eT0)
-	inf, err := kube.NewInformers(kube.Config{Mode: kube.ModeCluster, Client: cs, Dynamic: dyn, Now: clk.Now})
+	inf, err := kube.NewInformers(kube.Config{Mode: kube.ModeCluster, Client: kubefake.New(cs), Dynamic: dyn, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

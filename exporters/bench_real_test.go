@@ -19,6 +19,7 @@ import (
 	"github.com/gpuledger/gpuledger/attribution"
 	"github.com/gpuledger/gpuledger/exporters/alloc"
 	"github.com/gpuledger/gpuledger/exporters/kube"
+	"github.com/gpuledger/gpuledger/exporters/kube/kubefake"
 	"github.com/gpuledger/gpuledger/exporters/kubelet"
 	"github.com/gpuledger/gpuledger/exporters/node"
 	"github.com/gpuledger/gpuledger/exporters/nvml"
@@ -166,7 +167,7 @@ func joinCost(b *testing.B, rn *realNode) (cold, steady time.Duration) {
 	if err := kl.Poll(ctx); err != nil {
 		b.Fatal(err)
 	}
-	inf, err := kube.NewInformers(kube.Config{Node: name, Client: rn.cs, Dynamic: rn.dyn})
+	inf, err := kube.NewInformers(kube.Config{Node: name, Client: kubefake.New(rn.cs), Dynamic: rn.dyn})
 	if err != nil {
 		b.Fatal(err)
 	}

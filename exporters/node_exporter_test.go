@@ -33,6 +33,7 @@ import (
 	"github.com/gpuledger/gpuledger/aggregator/source"
 	"github.com/gpuledger/gpuledger/attribution"
 	"github.com/gpuledger/gpuledger/exporters/kube"
+	"github.com/gpuledger/gpuledger/exporters/kube/kubefake"
 	"github.com/gpuledger/gpuledger/exporters/kubelet/kubelettest"
 	"github.com/gpuledger/gpuledger/exporters/nvml"
 	"github.com/gpuledger/gpuledger/exporters/nvml/nvmltest"
@@ -108,7 +109,7 @@ func newRealNode(tb testing.TB, nodeName string, lib *nvmltest.Lib, pods []realP
 		kube.LocalQueues: "LocalQueueList", kube.ClusterQueues: "ClusterQueueList"}, lq)
 	return &realNode{lib: lib, kubelet: kl, listed: as, cs: cs, dyn: dyn, objs: objs, queues: []*unstructured.Unstructured{lq}, opts: NodeOptions{
 		Node: nodeName, KubeletSocket: sock, FPGASysfsRoot: tb.TempDir(), Logger: discard(),
-		kube: &kube.Config{Client: cs, Dynamic: dyn}, nvmlLib: lib,
+		kube: &kube.Config{Client: kubefake.New(cs), Dynamic: dyn}, nvmlLib: lib,
 	}}
 }
 

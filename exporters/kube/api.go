@@ -3,9 +3,7 @@ package kube
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -128,114 +126,5 @@ func (a *restAPI) ServerResources(ctx context.Context, gv schema.GroupVersion) (
 
 func (a *restAPI) ServerVersion(ctx context.Context) error {
 	_, err := a.rc.Get().AbsPath("/version").Do(ctx).Raw()
-	return err
-}
-
-// clientsetAPI reads a client-go clientset (kubernetes.Interface, such as
-// client-go's fake) as an API: its CoreV1() client's Pods(""),
-// Namespaces() and Nodes() for lists and watches, its Discovery() client
-// for the rest. It calls them through reflection, by constant method
-// names, so that this package does not import the clientset (see API).
-type clientsetAPI struct {
-	cs         any
-	core, disc reflect.Value
-}
-
-// asClientset adapts c when it has the clientset's CoreV1 and Discovery
-// methods.
-func asClientset(c any) (*clientsetAPI, error) {
-	v := reflect.ValueOf(c)
-	core, disc := v.MethodByName("CoreV1"), v.MethodByName("Discovery")
-	if !core.IsValid() || !disc.IsValid() || core.Type().NumIn() != 0 || disc.Type().NumIn() != 0 ||
-		core.Type().NumOut() != 1 || disc.Type().NumOut() != 1 {
-		return nil, fmt.Errorf("kube: Client %T is neither an API nor a clientset", c)
-	}
-	a := &clientsetAPI{cs: c, core: core.Call(nil)[0], disc: disc.Call(nil)[0]}
-	if a.core.IsNil() || a.disc.IsNil() {
-		return nil, fmt.Errorf("kube: Client %T has no core or discovery client", c)
-	}
-	return a, nil
-}
-
-// results turns a method's (value, error) results into Go values.
-func results(out []reflect.Value) (any, error) {
-	if len(out) != 2 {
-		return nil, fmt.Errorf("kube: clientset method returned %d values, want 2", len(out))
-	}
-	var err error
-	if e := out[1]; !e.IsNil() {
-		err, _ = e.Interface().(error)
-	}
-	if v := out[0]; (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) && v.IsNil() {
-		return nil, err
-	}
-	return out[0].Interface(), err
-}
-
-func (a *clientsetAPI) ListWatch(resource string, scope func(*metav1.ListOptions)) (cache.ListerWatcher, error) {
-	var r reflect.Value
-	switch resource {
-	case "pods":
-		r = a.core.MethodByName("Pods").Call([]reflect.Value{reflect.ValueOf(metav1.NamespaceAll)})[0]
-	case "namespaces":
-		r = a.core.MethodByName("Namespaces").Call(nil)[0]
-	case "nodes":
-		r = a.core.MethodByName("Nodes").Call(nil)[0]
-	default:
-		return nil, fmt.Errorf("kube: no core resource %q", resource)
-	}
-	list, watchM := r.MethodByName("List"), r.MethodByName("Watch")
-	if !list.IsValid() || !watchM.IsValid() {
-		return nil, fmt.Errorf("kube: the clientset's %s client cannot list and watch", resource)
-	}
-	if scope == nil {
-		scope = func(*metav1.ListOptions) {}
-	}
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			scope(&o)
-			v, err := results(list.Call([]reflect.Value{reflect.ValueOf(ctx), reflect.ValueOf(o)}))
-			obj, _ := v.(runtime.Object)
-			if obj == nil && err == nil {
-				err = fmt.Errorf("kube: listing %s returned %T", resource, v)
-			}
-			return obj, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			scope(&o)
-			v, err := results(watchM.Call([]reflect.Value{reflect.ValueOf(ctx), reflect.ValueOf(o)}))
-			w, _ := v.(watch.Interface)
-			if w == nil && err == nil {
-				err = fmt.Errorf("kube: watching %s returned %T", resource, v)
-			}
-			return w, err
-		},
-	}
-	// A fake clientset says it cannot serve watch lists.
-	return cache.ToListWatcherWithWatchListSemantics(lw, a.cs), nil
-}
-
-func (a *clientsetAPI) ServerResources(ctx context.Context, gv schema.GroupVersion) (*metav1.APIResourceList, error) {
-	m := a.disc.MethodByName("ServerResourcesForGroupVersion")
-	if !m.IsValid() {
-		return nil, errors.New("kube: the clientset's discovery client has no ServerResourcesForGroupVersion")
-	}
-	v, err := results(m.Call([]reflect.Value{reflect.ValueOf(gv.String())}))
-	if err != nil {
-		return nil, err
-	}
-	list, ok := v.(*metav1.APIResourceList)
-	if !ok {
-		return nil, fmt.Errorf("kube: discovery returned %T", v)
-	}
-	return list, nil
-}
-
-func (a *clientsetAPI) ServerVersion(context.Context) error {
-	m := a.disc.MethodByName("ServerVersion")
-	if !m.IsValid() {
-		return errors.New("kube: the clientset's discovery client has no ServerVersion")
-	}
-	_, err := results(m.Call(nil))
 	return err
 }

@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -97,12 +96,5 @@ func TestRESTAPI(t *testing.T) {
 	srv.Close()
 	if err := api.ServerVersion(t.Context()); err == nil {
 		t.Error("ServerVersion succeeded against a closed server")
-	}
-}
-
-func TestClientOfAnotherType(t *testing.T) {
-	_, err := NewInformers(Config{Node: "gpu-a", Client: "not a clientset"})
-	if err == nil || !strings.Contains(err.Error(), "neither an API nor a clientset") {
-		t.Errorf("a string as Client: %v", err)
 	}
 }

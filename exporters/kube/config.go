@@ -40,12 +40,10 @@ type Config struct {
 	// Kubeconfig is the path of a kubeconfig file; empty means the
 	// in-cluster service account. Ignored when Client is set.
 	Kubeconfig string
-	// Client and Dynamic replace the clients Kubeconfig would build.
-	// Client is an API, or a client-go clientset (kubernetes.Interface;
-	// tests pass client-go's fake), which is read through reflection so
-	// that this package does not link the clientset (see API). Dynamic
-	// may be nil: then Kueue is not read.
-	Client  any
+	// Client and Dynamic replace the clients Kubeconfig would build
+	// (tests pass client-go's fake clientset through kubefake.New).
+	// Dynamic may be nil: then Kueue is not read.
+	Client  API
 	Dynamic dynamic.Interface
 	// Rules resolve attribution; zero means attribution.Default().
 	Rules attribution.Rules

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/gpuledger/gpuledger/attribution"
+	"github.com/gpuledger/gpuledger/exporters/kube/kubefake"
 	"github.com/gpuledger/gpuledger/internal/testlog"
 	"github.com/gpuledger/gpuledger/sim/clock"
 )
@@ -174,7 +175,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if mode == "" {
 		mode = ModeNode
 	}
-	inf, err := NewInformers(Config{Mode: mode, Node: "gpu-a", Client: e.cs, Dynamic: e.dyn, Rules: o.rules,
+	inf, err := NewInformers(Config{Mode: mode, Node: "gpu-a", Client: kubefake.New(e.cs), Dynamic: e.dyn, Rules: o.rules,
 		Now: e.clk.Now, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

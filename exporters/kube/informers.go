@@ -72,16 +72,9 @@ func NewInformers(cfg Config) (*Informers, error) {
 	if err != nil {
 		return nil, err
 	}
-	var api API
-	switch c := cfg.Client.(type) {
-	case nil:
+	api := cfg.Client
+	if api == nil {
 		if api, cfg.Dynamic, err = Clients(cfg.Kubeconfig); err != nil {
-			return nil, err
-		}
-	case API:
-		api = c
-	default:
-		if api, err = asClientset(c); err != nil {
 			return nil, err
 		}
 	}
