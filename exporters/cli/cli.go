@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +53,7 @@ func Run(ctx context.Context, name string, args []string, stderr io.Writer) erro
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	source := fs.String("source", "", "where device and pod data come from: "+strings.Join(Sources, ", ")+
-		" (default: sim with --scenario, else real)")
+		" (default: sim with --scenario or --collectors sim, else real)")
 	mode := fs.String("mode", exporters.ModeNode, "real source: node (a DaemonSet's exporter of this node) or cluster (one replica: offloaded and pending requests, Kueue quotas)")
 	dcgmURL := fs.String("dcgm-exporter-url", "", "node-local dcgm-exporter /metrics URL, e.g. http://localhost:9400/metrics (enables the dcgm collector)")
 	fpgaRoot := fs.String("fpga-sysfs-root", "/sys", "where sysfs is mounted, for the fpga collector")
@@ -88,9 +89,16 @@ func Run(ctx context.Context, name string, args []string, stderr io.Writer) erro
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	var names []string
+	for n := range strings.SplitSeq(*collectorsFlag, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
 	if *source == "" {
+		// A scenario, or the sim collector, means the simulated node.
 		*source = "real"
-		if *scenarioFile != "" {
+		if *scenarioFile != "" || slices.Contains(names, "sim") {
 			*source = "sim"
 		}
 	}
@@ -99,12 +107,6 @@ func Run(ctx context.Context, name string, args []string, stderr io.Writer) erro
 	}
 	if *maxRequests < 0 {
 		return usagef("--web.max-requests %d: must not be negative", *maxRequests)
-	}
-	var names []string
-	for n := range strings.SplitSeq(*collectorsFlag, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			names = append(names, n)
-		}
 	}
 	inFlight := *maxRequests
 	if inFlight == 0 {
@@ -121,6 +123,9 @@ func Run(ctx context.Context, name string, args []string, stderr io.Writer) erro
 	case "real":
 		if *scenarioFile != "" {
 			return usagef("--scenario is for --source sim")
+		}
+		if slices.Contains(names, "sim") {
+			return usagef("--collectors sim serves a simulated node: it needs --source sim and --scenario FILE")
 		}
 		rules := attribution.Default()
 		if *attrConfig != "" {
@@ -158,7 +163,7 @@ func Run(ctx context.Context, name string, args []string, stderr io.Writer) erro
 		return usagef("unknown --source %q (%s)", *source, strings.Join(Sources, ", "))
 	}
 	if *scenarioFile == "" {
-		return usagef("--source sim needs --scenario FILE")
+		return usagef("the simulated node (--source sim, --collectors sim) needs --scenario FILE")
 	}
 	if *nodeName == "" {
 		return usagef("--node-name is required (or set $NODE_NAME)")

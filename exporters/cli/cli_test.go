@@ -19,6 +19,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--source", "nvml"}, `unknown --source "nvml"`},
 		{[]string{"--node-name", "n1", "--mode", "galaxy"}, `unknown mode "galaxy"`},
 		{[]string{"--source", "sim"}, "needs --scenario"},
+		{[]string{"--collectors", "sim"}, "needs --scenario"},
+		{[]string{"--source", "real", "--collectors", "sim,nvml"}, "--collectors sim serves a simulated node"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"--web.max-requests", "-1"}, "must not be negative"},
 	}
@@ -38,6 +40,51 @@ func TestRunUsageErrors(t *testing.T) {
 	}
 	if !strings.Contains(help.String(), "Usage of gpuledger-exporter") || !strings.Contains(help.String(), "-kubelet-socket") {
 		t.Errorf("-h printed %q", help.String())
+	}
+}
+
+// TestFlagDefaults checks the defaults the operator's interface promises
+// (docs/operations.md), as -h prints them.
+func TestFlagDefaults(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-from-env")
+	var help bytes.Buffer
+	if err := Run(t.Context(), "gpuledger-exporter", []string{"-h"}, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	defaults := map[string]string{}
+	// -h prints "  -name type\n    \tusage (default "value")": read each
+	// flag's default from its usage block.
+	var name string
+	for _, line := range strings.Split(help.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(line, "  -") {
+			name = strings.TrimPrefix(f[0], "-")
+			defaults[name] = ""
+		}
+		if i := strings.LastIndex(line, "(default "); i >= 0 && name != "" {
+			defaults[name] = strings.Trim(strings.TrimSuffix(strings.TrimSpace(line[i+len("(default "):]), ")"), `"`)
+		}
+	}
+	for flagName, want := range map[string]string{
+		"mode":               "node",
+		"node-name":          "node-from-env",
+		"listen-address":     ":9835",
+		"fpga-sysfs-root":    "/sys",
+		"kubelet-socket":     "/var/lib/kubelet/pod-resources/kubelet.sock",
+		"collectors":         "", // all that apply
+		"kubeconfig":         "", // in cluster
+		"dcgm-exporter-url":  "",
+		"fpga-xbutil":        "",
+		"attribution-config": "",
+		"web.config.file":    "",
+	} {
+		got, ok := defaults[flagName]
+		if !ok {
+			t.Errorf("no flag --%s in -h", flagName)
+			continue
+		}
+		if got != want {
+			t.Errorf("--%s defaults to %q, want %q", flagName, got, want)
+		}
 	}
 }
 

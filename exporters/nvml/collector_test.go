@@ -364,6 +364,60 @@ func TestH200GPM(t *testing.T) {
 	}
 }
 
+// TestH100MIG reads an H100 node: its identity, the MIG split of GPU 1
+// (4g.40gb, 2g.20gb, 1g.10gb) with each instance's profile, weight and
+// memory, and GPM activity per GPU and per instance.
+func TestH100MIG(t *testing.T) {
+	f := nvmltest.NewH100(t)
+	inv := node.NewInventory()
+	c, clk := newCollector(t, f, inv)
+	c.poll()
+	f.GPUs[0].Spec.GPMPct = 64
+	clk.now = t0.Add(10 * time.Second)
+	c.poll()
+	mfs := gather(t, c)
+	g0, g1 := gpuLabels(f, 0), gpuLabels(f, 1)
+	mig := func(n int, gi, profile string) map[string]string {
+		return with(g1, "mig_uuid", f.GPUs[1].MIGs[n].UUID, "gpu_instance_id", gi, "compute_instance_id", "0", "profile", profile)
+	}
+	cases := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"gpuledger_gpu_info", with(g0, "model", nvmltest.H100Name, "mig_mode", "disabled"), 1},
+		{"gpuledger_gpu_info", with(g1, "model", nvmltest.H100Name, "mig_mode", "enabled"), 1},
+		{"gpuledger_gpu_memory_total_bytes", g0, 81559 * mib},
+		{"gpuledger_gpu_power_watts", g0, 650},
+		{"gpuledger_gpu_activity_ratio", g0, 0.64},
+		{"gpuledger_gpu_activity_ratio", g1, 0.30},
+		{"gpuledger_mig_instance_weight_ratio", mig(0, "1", "4g.40gb"), 0.571},
+		{"gpuledger_mig_instance_weight_ratio", mig(1, "5", "2g.20gb"), 0.286},
+		{"gpuledger_mig_instance_weight_ratio", mig(2, "13", "1g.10gb"), 0.143},
+		{"gpuledger_mig_instance_memory_total_bytes", mig(0, "1", "4g.40gb"), 40960 * mib},
+		{"gpuledger_mig_instance_memory_total_bytes", mig(2, "13", "1g.10gb"), 10240 * mib},
+		{"gpuledger_mig_instance_activity_ratio", mig(0, "1", "4g.40gb"), 0.50},
+		{"gpuledger_mig_instance_activity_ratio", mig(1, "5", "2g.20gb"), 0.20},
+		{"gpuledger_mig_instance_activity_ratio", mig(2, "13", "1g.10gb"), 0.10},
+	}
+	for _, tc := range cases {
+		got, ok := series(mfs, tc.name, tc.labels)
+		if !ok || !near(got, tc.want) {
+			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	if n := count(mfs, "gpuledger_mig_instance_weight_ratio"); n != 3 {
+		t.Errorf("%d MIG instances, want 3", n)
+	}
+	// The kubelet's IDs resolve to the instances, with their weight.
+	for n, want := range []int64{571, 286, 143} {
+		d, _, ok := inv.Lookup(f.GPUs[1].MIGs[n].UUID)
+		if !ok || d.WeightMilli != want || d.Model != nvmltest.H100Name {
+			t.Errorf("MIG %d: %+v, %v; want weight %d", n, d, ok, want)
+		}
+	}
+}
+
 // An old driver without the GPM functions: they are never called.
 func TestGPMSymbolsMissing(t *testing.T) {
 	f := newH200(t)

@@ -106,3 +106,29 @@ func NewH200(tb testing.TB) *Lib {
 	}
 	return l
 }
+
+// H100Name is the name NVML gives an H100 SXM5 80GB.
+const H100Name = "NVIDIA H100 80GB HBM3"
+
+// NewH100 builds a fake H100 SXM5 80GB node: GPU 0 whole, GPU 1 in MIG
+// mode split as a 4g.40gb, a 2g.20gb and a 1g.10gb (seven slices, with the
+// GPU-instance IDs NVML gives them); GPM supported, as on every Hopper.
+func NewH100(tb testing.TB) *Lib {
+	tb.Helper()
+	specs := []GPUSpec{
+		{PowerMW: 650000, EnergyMJ: 4321000000, TempC: 61, SMMHz: 1980, MemMHz: 2619, UtilPct: 88, MemUsedMiB: 70000, GPMPct: 71},
+		{PowerMW: 280000, EnergyMJ: 1234000000, TempC: 40, SMMHz: 1980, MemMHz: 2619, MemUsedMiB: 40000, GPMPct: 30,
+			MIGs: []MIGSpec{
+				{GIProfile: nvml.GPU_INSTANCE_PROFILE_4_SLICE, GIID: 1, CIID: 0, CIProfile: nvml.COMPUTE_INSTANCE_PROFILE_4_SLICE, MemUsedMiB: 20000, GPMPct: 50},
+				{GIProfile: nvml.GPU_INSTANCE_PROFILE_2_SLICE, GIID: 5, CIID: 0, CIProfile: nvml.COMPUTE_INSTANCE_PROFILE_2_SLICE, MemUsedMiB: 15000, GPMPct: 20},
+				{GIProfile: nvml.GPU_INSTANCE_PROFILE_1_SLICE, GIID: 13, CIID: 0, CIProfile: nvml.COMPUTE_INSTANCE_PROFILE_1_SLICE, MemUsedMiB: 5000, GPMPct: 10},
+			}},
+	}
+	l := New(tb, gpus.H100_SXM5_80GB, 81559, "h100h100", true, specs)
+	names := map[int]string{nvml.GPU_INSTANCE_PROFILE_4_SLICE: "4g.40gb", nvml.GPU_INSTANCE_PROFILE_2_SLICE: "2g.20gb",
+		nvml.GPU_INSTANCE_PROFILE_1_SLICE: "1g.10gb"}
+	for _, m := range l.GPUs[1].MIGs {
+		m.Name = H100Name + " MIG " + names[m.Spec.GIProfile]
+	}
+	return l
+}
