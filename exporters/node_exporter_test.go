@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -383,6 +384,67 @@ func TestRealNodeEndToEnd(t *testing.T) {
 	}
 	if len(sc.GPUs) != 8 {
 		t.Errorf("the aggregator reads %d GPUs, want 8", len(sc.GPUs))
+	}
+}
+
+// TestRealNodeDCGMActivity runs the node with its dcgm collector reading
+// a dcgm-exporter over HTTP: the profiling activity DCGM gives a MIG
+// instance (parent UUID and GPU_I_ID, as dcgm-exporter labels it) reaches
+// the allocation on that slice, which without DCGM has none on an A100.
+func TestRealNodeDCGMActivity(t *testing.T) {
+	const nodeName = "gpu-a100-dcgm"
+	lib := nvmltest.NewA100(t, "a100dc6d", nvmltest.A100Specs())
+	now := time.Now().Truncate(time.Second)
+	alice := lib.GPUs[6].MIGs[1] // 1g.10gb, GPU instance 9
+	parent := lib.GPUs[6].UUID
+	dcgmBody := fmt.Sprintf(`# HELP DCGM_FI_PROF_GR_ENGINE_ACTIVE Ratio of time the graphics engine is active.
+# TYPE DCGM_FI_PROF_GR_ENGINE_ACTIVE gauge
+DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="6",UUID="%s",device="nvidia6",modelName="%s",GPU_I_PROFILE="1g.10gb",GPU_I_ID="9",Hostname="%s",container="notebook",namespace="hub",pod="jupyter-alice"} 0.730000
+DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="6",UUID="%s",device="nvidia6",modelName="%s",GPU_I_PROFILE="3g.40gb",GPU_I_ID="2",Hostname="%s"} 0.250000
+`, parent, nvmltest.A100Name, nodeName, parent, nvmltest.A100Name, nodeName)
+	var polls sync.WaitGroup
+	polls.Add(1)
+	var once sync.Once
+	dcgmSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		io.WriteString(w, dcgmBody)
+		once.Do(polls.Done)
+	}))
+	t.Cleanup(dcgmSrv.Close)
+
+	pods := []realPod{
+		{namespace: "hub", name: "jupyter-alice", resource: "nvidia.com/mig-1g.10gb", ids: []string{alice.UUID},
+			obj: apiPod("hub", "jupyter-alice", nodeName, "nvidia.com/mig-1g.10gb", 1, now.Add(-time.Hour), time.Time{},
+				withAnnotation(attribution.AnnotationJupyterHubUser, "alice"))},
+	}
+	rn := newRealNode(t, nodeName, lib, pods)
+	rn.opts.kubeletInterval = 100 * time.Millisecond
+	rn.opts.DCGMURL = dcgmSrv.URL + "/metrics"
+	url := serveNode(t, rn.opts)
+	polls.Wait()
+	rn.listPods()
+
+	body, ok := waitFor(t, url, func(body string) bool {
+		sc, err := source.ParseText(nodeName, strings.NewReader(body), now)
+		return err == nil && len(sc.Allocs) == 1 && sc.Allocs[0].ActivityMilli == 730
+	})
+	if !ok {
+		t.Fatalf("the MIG allocation never carried DCGM's activity 0.73:\n%s", body)
+	}
+	mfs := parseExposition(t, body)
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"gpuledger_exporter_collector_success", map[string]string{"collector": CollectorDCGM}, 1},
+		{"gpuledger_allocation_activity_ratio", map[string]string{"pod": "jupyter-alice", "profile": "1g.10gb"}, 0.73},
+		{"gpuledger_dcgm_graphics_activity_ratio", map[string]string{"mig_uuid": alice.UUID, "gpu_instance_id": "9", "profile": "1g.10gb"}, 0.73},
+		{"gpuledger_dcgm_up", nil, 1},
+	} {
+		if v, ok := value(mfs, tc.name, tc.labels); !ok || v != tc.want {
+			t.Errorf("%s%v = %v (served %v), want %v", tc.name, tc.labels, v, ok, tc.want)
+		}
 	}
 }
 
