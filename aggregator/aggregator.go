@@ -74,10 +74,11 @@ type Loop struct {
 	quotas  QuotaRecorder // nil when the ledger keeps no quotas
 	qt      quotaTracker
 
-	pending  []observe.Window // closed, not yet written, in order
-	failures int              // consecutive failed writes
-	backoff  time.Duration
-	retryAt  time.Time
+	pending   []observe.Window // closed, not yet written, in order
+	writtenTo int64            // end of the last window written, Unix seconds
+	failures  int              // consecutive failed writes
+	backoff   time.Duration
+	retryAt   time.Time
 }
 
 type loopMetrics struct {
@@ -251,6 +252,7 @@ func (l *Loop) drain(ctx context.Context, wait bool) error {
 			l.pending = l.pending[1:]
 			l.m.windows.Inc()
 			l.m.watermark.Set(float64(w.To))
+			l.writtenTo = w.To
 			l.recordQuotas(ctx, w)
 			if l.failures > 0 {
 				l.logger.Info("ledger writes resumed", "from", time.Unix(w.From, 0).UTC(), "failed_attempts", l.failures)
@@ -273,6 +275,10 @@ func (l *Loop) drain(ctx context.Context, wait bool) error {
 	}
 	return nil
 }
+
+// written is the end of the last window written (Unix seconds; 0 before
+// the first).
+func (l *Loop) written() int64 { return l.writtenTo }
 
 // Pending is the number of closed windows waiting to be written.
 func (l *Loop) Pending() int { return len(l.pending) }

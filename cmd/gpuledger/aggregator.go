@@ -34,8 +34,9 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 	promJob := fs.String("prometheus-job", "", "with --prometheus-url: the job of the exporters' series")
 	promChunk := fs.Duration("prometheus-chunk", 24*time.Hour, "with --prometheus-url: the range one query reads")
 	promCluster := fs.String("prometheus-cluster", "", "with --prometheus-url: select series whose cluster label has this value (default: no selection)")
-	fromFlag := fs.String("from", "", "with --prometheus-url: backfill from this time (RFC 3339), then stop")
-	toFlag := fs.String("to", "", "with --prometheus-url: backfill up to this time (RFC 3339, excluded)")
+	fromFlag := fs.String("from", "", "with --prometheus-url: read from this time (RFC 3339; default the ledger's watermark, or now); with --to, backfill [--from, --to) and stop, otherwise carry on as time passes")
+	toFlag := fs.String("to", "", "with --prometheus-url and --from: backfill up to this time (RFC 3339, excluded), then stop")
+	promDelay := fs.Duration("prometheus-delay", time.Minute, "with --prometheus-url, following: read what the source holds up to this long ago (its scrape and ingestion delay; Thanos or Mimir behind remote write: more)")
 	interval := fs.Duration("interval", 15*time.Second, "time between two rounds of scrapes (0: back to back, as the replay does)")
 	scrapeInterval := fs.Duration("scrape-interval", 0, "the exporters' scrape interval, for the reconstruction (default --interval, or estimated)")
 	window := fs.Duration("window", intervals.DefaultWindow, "ledger window; divides an hour")
@@ -83,10 +84,13 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if *promURL != "" && (from.IsZero() || to.IsZero()) {
-		return usagef("--prometheus-url needs --from and --to (a closed range to backfill)")
+	if !to.IsZero() && from.IsZero() {
+		return usagef("--to needs --from (a closed range to backfill)")
 	}
-	if !from.IsZero() && !to.After(from) {
+	if *promDelay < 0 {
+		return usagef("--prometheus-delay must not be negative")
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
 		return usagef("--to %s is not after --from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
 	}
 	si := *scrapeInterval
@@ -191,8 +195,15 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 		}
 		scraper = resultScraper{sc: sc, logger: logger}
 	}
+	loopLag := *lag
+	if *promURL != "" && to.IsZero() {
+		// Following a Prometheus: close a window only once the scrapes
+		// after it are read, so that one failed scrape does not hide an
+		// allocation's end from its window.
+		loopLag = max(loopLag, 2*si)
+	}
 	loop, err := aggregator.New(aggregator.Config{
-		Window: *window, Lag: *lag, Interval: *interval, Transient: ledger.IsTransient,
+		Window: *window, Lag: loopLag, Interval: *interval, Transient: ledger.IsTransient,
 		Until: unixOrZero(until), Logger: logger, Registerer: reg,
 	}, rec, store, scraper)
 	if err != nil {
@@ -204,10 +215,26 @@ func cmdAggregator(ctx context.Context, args []string, _, stderr io.Writer) erro
 		if err != nil {
 			return usageError{err}
 		}
-		if err := loop.Backfill(ctx, prom, from, to, *promChunk); err != nil {
+		if !to.IsZero() {
+			if err := loop.Backfill(ctx, prom, from, to, *promChunk); err != nil {
+				return err
+			}
+			logger.Info("backfill done", "from", from, "to", to)
+			return nil
+		}
+		start := from
+		switch {
+		case !start.IsZero():
+		case known:
+			start = wmTime
+		default:
+			start = time.Now().Add(-*promDelay)
+		}
+		logger.Info("following the Prometheus source", "from", start.UTC(), "delay", *promDelay, "lag", loopLag)
+		if err := loop.Follow(ctx, prom, start, aggregator.FollowOptions{Chunk: *promChunk, Delay: *promDelay}); err != nil {
 			return err
 		}
-		logger.Info("backfill done", "from", from, "to", to)
+		logger.Info("stopped", "pending_windows", loop.Pending())
 		return nil
 	}
 	if err := loop.Run(ctx); err != nil {

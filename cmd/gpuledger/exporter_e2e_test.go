@@ -256,7 +256,8 @@ func TestExporterFlags(t *testing.T) {
 	}{
 		{[]string{}, "node mode needs the node name"},
 		{[]string{"--node-name", "n1", "--mode", "galaxy"}, `unknown mode "galaxy"`},
-		{[]string{"--node-name", "n1", "--collectors", "sim"}, `collector "sim" is not available in node mode`},
+		{[]string{"--node-name", "n1", "--collectors", "sim"}, "needs --scenario FILE"},
+		{[]string{"--node-name", "n1", "--source", "real", "--collectors", "sim"}, "--collectors sim serves a simulated node"},
 		{[]string{"--node-name", "n1", "--collectors", "dcgm"}, "needs --dcgm-exporter-url"},
 		{[]string{"--mode", "cluster", "--kubeconfig", "/nonexistent/kubeconfig"}, "cluster mode needs the Kubernetes API"},
 		{[]string{"--node-name", "n1", "--attribution-config", "/nonexistent/rules.yaml"}, "--attribution-config"},
