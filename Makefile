@@ -69,13 +69,16 @@ fuzz:
 
 ## bench: the performance figures of docs/performance.md (P4 needs PostgreSQL
 ## and wrk; it skips, saying so, without them). One package at a time, so
-## that no benchmark measures another's load; the timeout is per package.
+## that no benchmark measures another's load; the timeout is per package (P3
+## alone builds a month of Prometheus history: 13 minutes on an idle machine).
 bench:
-	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./...
 
 ## demo: a simulated cluster (a window of the public trace when TRACE_DIR has
-## it, a generated one otherwise) served by simulated exporters, with its
-## ground truth. Ctrl-C stops it.
+## it, a generated one otherwise) served by simulated exporters, replayed
+## through the aggregator into a ledger (a throwaway PostgreSQL without
+## DATABASE_URL), its report against the ground truth, then the API and the
+## usage page on that ledger. Ctrl-C stops it.
 demo: build
 	$(BIN) demo --out demo-out $(DEMO_FLAGS)
 

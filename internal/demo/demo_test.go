@@ -247,6 +247,9 @@ func TestDemoLedger(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "ledger-by-project-user-resource.csv")); err != nil {
 		t.Errorf("ledger report not written: %v", err)
 	}
+	if !strings.Contains(narration, "The month's report, ") || !strings.Contains(narration, "provisional: the month is open") {
+		t.Errorf("the demo does not print the month's report:\n%s", narration)
+	}
 	checkArtifacts(t, out, narration)
 
 	s, err := scenario.Load(filepath.Join(out, "scenario.yaml"))

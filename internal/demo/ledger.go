@@ -83,6 +83,10 @@ func ledgerReplay(ctx context.Context, p *printer, opts Options, s *scenario.Sce
 		p.say("  The ledger differs from the ground truth by %d milli-GPU-seconds: the faults' documented bound (docs/ledger.md).",
 			cmp.Ledger-cmp.Truth)
 	}
+	if err := monthReports(ctx, p, store, s); err != nil {
+		stop()
+		return "", nil, err
+	}
 	out := filepath.Join(opts.Out, "ledger-by-project-user-resource.csv")
 	if err := writeFile(out, func(w io.Writer) error { return ledgerCSV(ctx, store, s, w) }); err != nil {
 		stop()
@@ -90,6 +94,45 @@ func ledgerReplay(ctx context.Context, p *printer, opts Options, s *scenario.Sce
 	}
 	p.say("  written to %s (the aggregator's log: %s)", out, filepath.Join(work, "aggregator.log"))
 	return url, stop, nil
+}
+
+// monthReports prints the report of each calendar month the scenario
+// touches, by project, as a project lead reads it (gpuledger report
+// --group-by project over the month), saying whether the month is closed.
+func monthReports(ctx context.Context, p *printer, store *ledger.Store, s *scenario.Scenario) error {
+	first := time.Date(s.Start.Year(), s.Start.Month(), 1, 0, 0, 0, 0, time.UTC)
+	for m := first; m.Before(s.End); m = m.AddDate(0, 1, 0) {
+		closed, err := store.MonthClosed(ctx, s.Cluster, m)
+		if err != nil {
+			return err
+		}
+		state := "provisional: the month is open"
+		if closed {
+			state = "closed"
+		}
+		p.say("")
+		p.say("The month's report, %s (%s), by project:", m.Format("2006-01"), state)
+		p.say("  %-22s %14s %12s %12s %12s", "project", "allocated GPU-h", "used GPU-h", "idle GPU-h", "energy kWh")
+		var total ledger.ReportRow
+		err = store.Report(ctx, ledger.ReportQuery{Cluster: s.Cluster, From: m, To: m.AddDate(0, 1, 0), GroupBy: []string{ledger.KeyProject}},
+			func(r ledger.ReportRow) error {
+				p.say("  %-22s %14.3f %12.3f %12.3f %12.3f", r.Keys[0], float64(r.AllocatedMilliGPUSeconds)/3.6e6,
+					float64(r.UsedMilliGPUSeconds)/3.6e6, float64(r.IdleMilliGPUSeconds)/3.6e6, float64(r.EnergyMillijoules)/3.6e9)
+				total.AllocatedMilliGPUSeconds += r.AllocatedMilliGPUSeconds
+				total.UsedMilliGPUSeconds += r.UsedMilliGPUSeconds
+				total.IdleMilliGPUSeconds += r.IdleMilliGPUSeconds
+				total.EnergyMillijoules += r.EnergyMillijoules
+				return nil
+			})
+		if err != nil {
+			return err
+		}
+		p.say("  %-22s %14.3f %12.3f %12.3f %12.3f", "total", float64(total.AllocatedMilliGPUSeconds)/3.6e6,
+			float64(total.UsedMilliGPUSeconds)/3.6e6, float64(total.IdleMilliGPUSeconds)/3.6e6, float64(total.EnergyMillijoules)/3.6e9)
+		p.say("  (gpuledger report --cluster %s --from %s --to %s --group-by project; the API's /api/v1/reports/monthly/%s)",
+			s.Cluster, m.Format(time.RFC3339), m.AddDate(0, 1, 0).Format(time.RFC3339), m.Format("2006-01"))
+	}
+	return nil
 }
 
 // ledgerCSV writes the ledger's report by project, user and resource, as
