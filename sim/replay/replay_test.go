@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -243,4 +244,25 @@ func TestReplayTraceDay(t *testing.T) {
 	if !strings.HasPrefix(s.Cluster, "alibaba") {
 		t.Errorf("cluster %q", s.Cluster)
 	}
+}
+
+// TestProgress checks the progress a replay prints: on a terminal a bar
+// redrawn in place with the faults played so far, elsewhere one line per
+// simulated hour.
+func TestProgress(t *testing.T) {
+	s := loadSmall(t) // 6 hours
+	var term bytes.Buffer
+	progress(Options{Progress: &term, Terminal: true}, s, s.Start.Add(3*time.Hour), &Summary{Crashes: 1, Outages: 2})
+	want := "\r[###############...............]  50.0%  2026-11-02T11:00:00Z  crashes 1  db outages 2"
+	if term.String() != want {
+		t.Errorf("terminal: %q, want %q", term.String(), want)
+	}
+	var lines bytes.Buffer
+	opts := Options{Progress: &lines}
+	progress(opts, s, s.Start.Add(90*time.Minute), &Summary{})
+	progress(opts, s, s.Start.Add(2*time.Hour), &Summary{})
+	if got := lines.String(); got != "replay: 2026-11-02T10:00:00Z (33%)\n" {
+		t.Errorf("lines: %q", got)
+	}
+	progress(Options{}, s, s.Start, &Summary{}) // no writer: nothing, no panic
 }
