@@ -83,3 +83,71 @@ func TestPrometheusFollowExact(t *testing.T) {
 	}
 	requireExact(t, cmp)
 }
+
+// TestPrometheusBackfillKilledAndRerun kills the aggregator in the middle
+// of a Prometheus backfill (SIGKILL, once part of the range is written),
+// then runs the same backfill again, as an operator would: the second run
+// resumes from the ledger's watermark and open intervals, the scrapes it
+// reads again before the watermark count once, and the ledger equals the
+// ground truth.
+func TestPrometheusBackfillKilledAndRerun(t *testing.T) {
+	s := loadSmall(t)
+	prom := promtest.Start(t, s)
+	db := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	args := []string{"aggregator", "--database-url", db, "--cluster", s.Cluster,
+		"--prometheus-url", prom, "--prometheus-job", backfill.DefaultJob, "--prometheus-cluster", s.Cluster,
+		"--from", s.Start.Format(time.RFC3339), "--to", s.End.Format(time.RFC3339), "--prometheus-chunk", "15m",
+		"--scrape-interval", s.ScrapeInterval.D().String(), "--listen-address", ""}
+
+	store, err := ledger.Open(ctx, db, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	first := exec.CommandContext(ctx, binary, args...)
+	var log strings.Builder
+	first.Stdout, first.Stderr = &log, &log
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = first.Wait(); close(exited) }()
+	half := s.Start.Add(s.End.Sub(s.Start) / 2)
+	var wm time.Time
+	for {
+		w, ok, err := store.Watermark(ctx, s.Cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && !w.Before(half) {
+			wm = w
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("the first run ended before half the range was written:\n%s", log.String())
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := first.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	if !wm.Before(s.End) {
+		t.Fatalf("the first run wrote everything (watermark %s) before it was killed: nothing to resume", wm)
+	}
+	t.Logf("killed at watermark %s", wm.Format(time.RFC3339))
+
+	if out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput(); err != nil {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	cmp, err := Compare(ctx, store, s, s.Start, s.End, []string{"project", "user", "resource"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireExact(t, cmp)
+}
