@@ -11,6 +11,7 @@ import (
 	"github.com/gpuledger/gpuledger/aggregator/source/backfill"
 	"github.com/gpuledger/gpuledger/internal/pgtest"
 	"github.com/gpuledger/gpuledger/internal/promtest"
+	"github.com/gpuledger/gpuledger/sim/scenario"
 )
 
 // TestPrometheusBackfillExact is the Prometheus path end to end: the
@@ -24,27 +25,20 @@ func TestPrometheusBackfillExact(t *testing.T) {
 	db := pgtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "aggregator",
-		"--database-url", db, "--cluster", s.Cluster,
-		"--prometheus-url", prom, "--prometheus-job", backfill.DefaultJob, "--prometheus-cluster", s.Cluster,
-		"--from", s.Start.Format(time.RFC3339), "--to", s.End.Format(time.RFC3339),
-		"--scrape-interval", s.ScrapeInterval.D().String(), "--listen-address", "")
+	cmd := exec.CommandContext(ctx, binary, promAggregatorArgs(s, db, prom,
+		"--from", s.Start.Format(time.RFC3339), "--to", s.End.Format(time.RFC3339))...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("aggregator backfill: %v\n%s", err, out)
 	}
-	store, err := ledger.Open(ctx, db, ledger.Options{NoMigrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	cmp, err := Compare(ctx, store, s, s.Start, s.End, []string{"project", "user", "resource"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cmp.Truth == 0 {
-		t.Fatal("empty ground truth")
-	}
-	requireExact(t, cmp)
+	requireExact(t, compareLedger(ctx, t, db, s))
+}
+
+// promAggregatorArgs are the arguments of `gpuledger aggregator` reading
+// the scenario's history from prom into db, then extra.
+func promAggregatorArgs(s *scenario.Scenario, db, prom string, extra ...string) []string {
+	return append([]string{"aggregator", "--database-url", db, "--cluster", s.Cluster,
+		"--prometheus-url", prom, "--prometheus-job", backfill.DefaultJob, "--prometheus-cluster", s.Cluster,
+		"--scrape-interval", s.ScrapeInterval.D().String(), "--listen-address", ""}, extra...)
 }
 
 // TestPrometheusFollowExact runs the aggregator following the same
@@ -57,11 +51,8 @@ func TestPrometheusFollowExact(t *testing.T) {
 	db := pgtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "aggregator",
-		"--database-url", db, "--cluster", s.Cluster,
-		"--prometheus-url", prom, "--prometheus-job", backfill.DefaultJob, "--prometheus-cluster", s.Cluster,
-		"--from", s.Start.Format(time.RFC3339), "--until", s.End.Format(time.RFC3339), "--prometheus-chunk", "2h",
-		"--scrape-interval", s.ScrapeInterval.D().String(), "--listen-address", "")
+	cmd := exec.CommandContext(ctx, binary, promAggregatorArgs(s, db, prom,
+		"--from", s.Start.Format(time.RFC3339), "--until", s.End.Format(time.RFC3339), "--prometheus-chunk", "2h")...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("aggregator following: %v\n%s", err, out)
@@ -69,19 +60,7 @@ func TestPrometheusFollowExact(t *testing.T) {
 	if !strings.Contains(string(out), "following the Prometheus source") {
 		t.Fatalf("the aggregator did not follow:\n%s", out)
 	}
-	store, err := ledger.Open(ctx, db, ledger.Options{NoMigrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	cmp, err := Compare(ctx, store, s, s.Start, s.End, []string{"project", "user", "resource"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cmp.Truth == 0 {
-		t.Fatal("empty ground truth")
-	}
-	requireExact(t, cmp)
+	requireExact(t, compareLedger(ctx, t, db, s))
 }
 
 // TestPrometheusBackfillKilledAndRerun kills the aggregator in the middle
@@ -96,10 +75,8 @@ func TestPrometheusBackfillKilledAndRerun(t *testing.T) {
 	db := pgtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	args := []string{"aggregator", "--database-url", db, "--cluster", s.Cluster,
-		"--prometheus-url", prom, "--prometheus-job", backfill.DefaultJob, "--prometheus-cluster", s.Cluster,
-		"--from", s.Start.Format(time.RFC3339), "--to", s.End.Format(time.RFC3339), "--prometheus-chunk", "15m",
-		"--scrape-interval", s.ScrapeInterval.D().String(), "--listen-address", ""}
+	args := promAggregatorArgs(s, db, prom,
+		"--from", s.Start.Format(time.RFC3339), "--to", s.End.Format(time.RFC3339), "--prometheus-chunk", "15m")
 
 	store, err := ledger.Open(ctx, db, ledger.Options{})
 	if err != nil {
@@ -145,9 +122,5 @@ func TestPrometheusBackfillKilledAndRerun(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput(); err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
-	cmp, err := Compare(ctx, store, s, s.Start, s.End, []string{"project", "user", "resource"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	requireExact(t, cmp)
+	requireExact(t, compareLedger(ctx, t, db, s))
 }

@@ -66,7 +66,14 @@ func replayAndCompare(t *testing.T, s *scenario.Scenario, opts Options, dbOut ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := ledger.Open(ctx, opts.DatabaseURL, ledger.Options{NoMigrate: true})
+	return sum, compareLedger(ctx, t, opts.DatabaseURL, s)
+}
+
+// compareLedger compares the ledger at db with the ground truth of s by
+// project, user and resource.
+func compareLedger(ctx context.Context, t *testing.T, db string, s *scenario.Scenario) *Comparison {
+	t.Helper()
+	store, err := ledger.Open(ctx, db, ledger.Options{NoMigrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +85,7 @@ func replayAndCompare(t *testing.T, s *scenario.Scenario, opts Options, dbOut ..
 	if cmp.Truth == 0 {
 		t.Fatal("the ground truth is empty: the test proves nothing")
 	}
-	return sum, cmp
+	return cmp
 }
 
 func requireExact(t *testing.T, cmp *Comparison) {
