@@ -52,6 +52,7 @@ FUZZ_TARGETS := \
 	attribution:FuzzParseRules \
 	api/auth:FuzzVerify \
 	api:FuzzUsageQuery \
+	api:FuzzRouteParams \
 	api/web:FuzzSessionCookie
 
 fuzz:
