@@ -168,7 +168,9 @@ func (l *Loop) Follow(ctx context.Context, src RangeSource, from time.Time, opts
 				return err
 			}
 		}
-		if !until.IsZero() && l.written() >= until.Unix() {
+		// Done once everything up to Until is written, or, if the source
+		// held nothing, read.
+		if !until.IsZero() && (l.written() >= until.Unix() || !cursor.Before(until.Add(l.cfg.Lag)) && len(l.pending) == 0) {
 			return nil
 		}
 		next := opts.Now().Truncate(win).Add(win).Add(opts.Delay)

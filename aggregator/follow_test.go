@@ -199,6 +199,18 @@ func TestFollowStopsWithContext(t *testing.T) {
 	if len(led.windows) != 4 {
 		t.Errorf("%d windows before the context ended, want 4", len(led.windows))
 	}
+	// With Until and a source that holds nothing, it ends once it has read
+	// past Until.
+	empty := &historySource{t0: t0.Unix(), end: t0.Unix()}
+	l2, led2 := newFollowLoop(t, t0.Add(time.Hour).Unix())
+	now = t0.Add(3 * time.Hour)
+	if err := l2.Follow(context.Background(), empty, t0, FollowOptions{Now: func() time.Time { return now },
+		Sleep: func(context.Context, time.Duration) bool { t.Fatal("waited with everything read"); return false }}); err != nil {
+		t.Fatal(err)
+	}
+	if len(led2.windows) != 0 {
+		t.Errorf("%d windows from an empty source", len(led2.windows))
+	}
 	if err := l.Follow(context.Background(), src, t0, FollowOptions{Delay: -time.Second}); err == nil {
 		t.Error("a negative delay was accepted")
 	}
