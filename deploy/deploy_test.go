@@ -606,6 +606,22 @@ func TestAggregator(t *testing.T) {
 	if len(b.Subjects) != 1 || b.Subjects[0].Name != w.pod.Spec.ServiceAccountName || b.Subjects[0].Namespace != namespace {
 		t.Errorf("RoleBinding subjects %+v, want the aggregator's service account", b.Subjects)
 	}
+
+	// Following a Prometheus instead: the series of this cluster, under
+	// the exporters' job; the exporters may then require credentials.
+	r = renderOverlay(t, `
+aggregator: {source: prometheus, prometheus: {url: "http://prometheus-operated.monitoring:9090", delay: 2m}}
+exporter: {node: {webConfigSecret: tls}}
+`)
+	_, flags = mustFlags(t, r.workload("Deployment", "gpuledger-aggregator").container(t))
+	want = map[string]string{
+		"cluster": "my-cluster", "prometheus-url": "http://prometheus-operated.monitoring:9090",
+		"prometheus-job": "gpuledger-exporter", "prometheus-cluster": "my-cluster", "prometheus-delay": "2m",
+		"listen-address": ":9836", "log-level": "info",
+	}
+	if !reflect.DeepEqual(flags, want) {
+		t.Errorf("prometheus source: %v, want %v", flags, want)
+	}
 }
 
 func checkDatabaseEnv(t *testing.T, c *corev1.Container, secret, key string) {
@@ -1066,6 +1082,9 @@ func TestInvalidValues(t *testing.T) {
 		{"no issuer", "api: {oidc: {issuer: ''}}", "api.oidc.issuer and api.oidc.audience are required"},
 		{"no auth with issuer", "api: {noAuth: true}", "api.noAuth disables authentication"},
 		{"web config with aggregator", "exporter: {node: {webConfigSecret: tls}}", "exporter.node.webConfigSecret"},
+		{"prometheus source without url", "aggregator: {source: prometheus}", "aggregator.prometheus.url is required"},
+		{"unknown aggregator source", "aggregator: {source: thanos}", "source"},
+		{"prometheus url not a URL", "aggregator: {source: prometheus, prometheus: {url: 'prometheus:9090'}}", "url"},
 		{"two expressions in a term", `
 exporter:
   node:
@@ -1113,6 +1132,7 @@ api:
   projectManagers: {p: g}
   oidc: {groupsClaim: g, userClaim: u, adminGroup: a, jwksConfigMap: k}
 `, "api: {noAuth: true, oidc: {issuer: '', audience: ''}}"}
+	overlays = append(overlays, "aggregator: {source: prometheus, prometheus: {url: 'http://prometheus:9090'}}")
 	used := map[string]map[string]bool{}
 	for _, o := range overlays {
 		r := renderOverlay(t, o)

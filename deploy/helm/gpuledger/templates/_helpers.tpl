@@ -170,7 +170,10 @@ Checks of values that depend on each other; rendered by validate.yaml.
 {{- fail "api.oidc.issuer and api.oidc.audience are required (or api.enabled: false, or api.noAuth: true for development only)" }}
 {{- end }}
 {{- end }}
-{{- if and .Values.exporter.node.enabled .Values.exporter.node.webConfigSecret .Values.aggregator.enabled }}
-{{- fail "exporter.node.webConfigSecret: the aggregator scrapes the exporters over plain HTTP without credentials and could not read them; it needs aggregator.enabled: false" }}
+{{- if and .Values.aggregator.enabled (eq .Values.aggregator.source "prometheus") (not .Values.aggregator.prometheus.url) }}
+{{- fail "aggregator.prometheus.url is required with aggregator.source: prometheus (the Prometheus, Thanos or Mimir that scrapes the exporters)" }}
+{{- end }}
+{{- if and .Values.exporter.node.enabled .Values.exporter.node.webConfigSecret .Values.aggregator.enabled (ne .Values.aggregator.source "prometheus") }}
+{{- fail "exporter.node.webConfigSecret: the aggregator scrapes the exporters over plain HTTP without credentials and could not read them; it needs aggregator.source: prometheus (Prometheus scrapes them with the credentials) or aggregator.enabled: false" }}
 {{- end }}
 {{- end }}
