@@ -60,6 +60,12 @@ func (l *Loop) readRange(ctx context.Context, src RangeSource, a, b time.Time, l
 	if last {
 		upTo = b.Unix()
 	}
+	return l.closeAndWrite(ctx, upTo)
+}
+
+// closeAndWrite closes the windows ending at or before upTo (Unix seconds)
+// and writes every queued window, retrying the ledger's transient errors.
+func (l *Loop) closeAndWrite(ctx context.Context, upTo int64) error {
 	l.pending = append(l.pending, l.rec.Close(upTo)...)
 	return l.drain(ctx, true)
 }
@@ -160,8 +166,7 @@ func (l *Loop) Follow(ctx context.Context, src RangeSource, from time.Time, opts
 			if !until.IsZero() {
 				closeTo = min(closeTo, until.Unix())
 			}
-			l.pending = append(l.pending, l.rec.Close(closeTo)...)
-			if err := l.drain(ctx, true); err != nil {
+			if err := l.closeAndWrite(ctx, closeTo); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}

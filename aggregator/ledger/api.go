@@ -192,12 +192,7 @@ func (s *Store) usage(ctx context.Context, q UsageQuery, sh usageShape, fn func(
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("usage: %w", err)
 	}
-	if groups == 0 && q.Cluster != "" {
-		if _, err := s.reportClusters(ctx, q.Cluster); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.checkEmptyAnswer(ctx, q.Cluster, groups)
 }
 
 // sqlArgs collects the arguments of a statement and names their

@@ -315,14 +315,19 @@ func (s *Store) Report(ctx context.Context, q ReportQuery, fn func(ReportRow) er
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	if groups == 0 && q.Cluster != "" {
-		// Every ledger row's cluster has a watermark, written in the same
-		// transaction: an unknown cluster can only give an empty answer.
-		if _, err := s.reportClusters(ctx, q.Cluster); err != nil {
-			return err
-		}
+	return s.checkEmptyAnswer(ctx, q.Cluster, groups)
+}
+
+// checkEmptyAnswer turns an empty answer for an unknown cluster into the
+// error that names the clusters there are. Every ledger row's cluster has
+// a watermark, written in the same transaction: an unknown cluster can
+// only give an empty answer, so only an empty answer asks.
+func (s *Store) checkEmptyAnswer(ctx context.Context, cluster string, groups int) error {
+	if groups > 0 || cluster == "" {
+		return nil
 	}
-	return nil
+	_, err := s.reportClusters(ctx, cluster)
+	return err
 }
 
 // Validate checks a query without asking the database; the errors wrap

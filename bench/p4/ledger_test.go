@@ -266,10 +266,17 @@ func fill(ctx context.Context, pool *pgxpool.Pool, start time.Time, hours int) (
 	if err := step("vacuum analyze", "VACUUM ANALYZE"); err != nil {
 		return st, err
 	}
-	err = c.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger_hourly), (SELECT count(*) FROM ledger_daily),
-		(SELECT count(*) FROM ledger_monthly)`).Scan(&st.hourly, &st.daily, &st.monthly)
+	err = st.count(ctx, c)
 	st.took = time.Since(began)
 	return st, err
+}
+
+// count reads the ledger's hourly, daily and monthly row counts into st.
+func (st *fillStats) count(ctx context.Context, db interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) error {
+	return db.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger_hourly), (SELECT count(*) FROM ledger_daily),
+		(SELECT count(*) FROM ledger_monthly)`).Scan(&st.hourly, &st.daily, &st.monthly)
 }
 
 // filled returns the row counts of a ledger fill already generated for
@@ -277,8 +284,7 @@ func fill(ctx context.Context, pool *pgxpool.Pool, start time.Time, hours int) (
 // ledger; a ledger with other contents is an error.
 func filled(ctx context.Context, pool *pgxpool.Pool, hours int) (fillStats, error) {
 	var st fillStats
-	err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger_hourly), (SELECT count(*) FROM ledger_daily),
-		(SELECT count(*) FROM ledger_monthly)`).Scan(&st.hourly, &st.daily, &st.monthly)
+	err := st.count(ctx, pool)
 	switch {
 	case err != nil:
 		return st, err

@@ -20,17 +20,25 @@ import (
 // the ledger, which must equal the ground truth. The scenario's exporter
 // restart and scrape gap are in the history as up = 0.
 func TestPrometheusBackfillExact(t *testing.T) {
-	s := loadSmall(t)
-	prom := promtest.Start(t, s)
-	db := pgtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	s, prom, db, ctx := promSetup(t)
 	cmd := exec.CommandContext(ctx, binary, promAggregatorArgs(s, db, prom,
 		"--from", s.Start.Format(time.RFC3339), "--to", s.End.Format(time.RFC3339))...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("aggregator backfill: %v\n%s", err, out)
 	}
 	requireExact(t, compareLedger(ctx, t, db, s))
+}
+
+// promSetup loads the small scenario, serves its exporter history from a
+// real Prometheus and gives a fresh database and a 3-minute context.
+func promSetup(t *testing.T) (*scenario.Scenario, string, string, context.Context) {
+	t.Helper()
+	s := loadSmall(t)
+	prom := promtest.Start(t, s)
+	db := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return s, prom, db, ctx
 }
 
 // promAggregatorArgs are the arguments of `gpuledger aggregator` reading
@@ -46,11 +54,7 @@ func promAggregatorArgs(s *scenario.Scenario, db, prom string, extra ...string) 
 // the scenario's start until its end: the ledger equals the ground truth,
 // as the backfill's does.
 func TestPrometheusFollowExact(t *testing.T) {
-	s := loadSmall(t)
-	prom := promtest.Start(t, s)
-	db := pgtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	s, prom, db, ctx := promSetup(t)
 	cmd := exec.CommandContext(ctx, binary, promAggregatorArgs(s, db, prom,
 		"--from", s.Start.Format(time.RFC3339), "--until", s.End.Format(time.RFC3339), "--prometheus-chunk", "2h")...)
 	out, err := cmd.CombinedOutput()
@@ -70,11 +74,7 @@ func TestPrometheusFollowExact(t *testing.T) {
 // reads again before the watermark count once, and the ledger equals the
 // ground truth.
 func TestPrometheusBackfillKilledAndRerun(t *testing.T) {
-	s := loadSmall(t)
-	prom := promtest.Start(t, s)
-	db := pgtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	s, prom, db, ctx := promSetup(t)
 	args := promAggregatorArgs(s, db, prom,
 		"--from", s.Start.Format(time.RFC3339), "--to", s.End.Format(time.RFC3339), "--prometheus-chunk", "15m")
 
